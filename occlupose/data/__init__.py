@@ -1,0 +1,1 @@
+"""Datasets, targets, augmentation and the synthetic occlusion benchmark."""

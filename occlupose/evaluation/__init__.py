@@ -1,0 +1,1 @@
+"""Evaluation: COCO and CrowdPose metrics, accuracy under occlusion."""

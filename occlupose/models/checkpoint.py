@@ -1,0 +1,180 @@
+"""Loading official and occlupose checkpoints into the models, with clear errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CheckpointError", "LoadReport", "load_weights", "read_state_dict"]
+
+# Keys that only ImageNet classification HRNet checkpoints have.
+_CLASSIFICATION_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+# Parameters of the backbone (what an ImageNet checkpoint can initialise).
+_BACKBONE_PREFIXES = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition", "stage")
+# Wrappers added by training frameworks: DataParallel/DDP and our Lightning module.
+_STRIPPABLE_PREFIXES = ("module.", "model.")
+_MAX_LISTED = 5
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read, or does not fit the model."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did.
+
+    Attributes:
+        path: the checkpoint file.
+        kind: ``"model"`` (a full pose model) or ``"imagenet"`` (a classification
+            HRNet, loaded into the backbone only).
+        loaded: model keys set from the file.
+        initialised: model keys the file does not cover and that keep their
+            initialisation (the HRGR-Net modules, or the heads for ImageNet files).
+        skipped: keys of the file that the model does not use (a classification head).
+    """
+
+    path: Path
+    kind: str
+    loaded: list[str] = field(default_factory=list)
+    initialised: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.path}: loaded {len(self.loaded)} tensors ({self.kind} checkpoint)"
+        if self.initialised:
+            text += f", {len(self.initialised)} keep their initialisation"
+        if self.skipped:
+            text += f", skipped {len(self.skipped)} unused (e.g. {', '.join(self.skipped[:3])})"
+        return text
+
+
+def _listing(keys: list[str]) -> str:
+    more = f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
+    return ", ".join(keys[:_MAX_LISTED]) + more
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a state dict from a checkpoint file without running pickled code.
+
+    Accepts bare state dicts, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers
+    and keys prefixed with ``module.`` (DataParallel) or ``model.`` (Lightning).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refusing to load, the file needs to run pickled code "
+            "(torch.load(weights_only=True) failed). Only load files you trust: re-save "
+            "them with torch.save(model.state_dict(), path) in a trusted environment. "
+            f"Detail: {str(err).splitlines()[0]}"
+        ) from None
+    except Exception as err:  # corrupt, truncated or not a torch file at all
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: no state dict found (got {type(obj).__name__})")
+    state = dict(obj)
+    bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: entries that are not tensors: {_listing(bad)}")
+    for prefix in _STRIPPABLE_PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _shape_mismatches(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> list[str]:
+    return [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
+        for k, v in state.items()
+        if k in model_state and v.shape != model_state[k].shape
+    ]
+
+
+def _joint_hint(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> str:
+    key = "final_layers.1.weight"
+    if key in state and key in model_state and state[key].shape[0] != model_state[key].shape[0]:
+        return (
+            f" The checkpoint predicts {state[key].shape[0]} joints and the model "
+            f"{model_state[key].shape[0]}: build the preset for the matching keypoint set "
+            "(e.g. keypoint_set='crowdpose' for 14 joints)."
+        )
+    return ""
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> LoadReport:
+    """Load a checkpoint into ``model``, checking that it really fits.
+
+    * A pose-model checkpoint (HigherHRNet official files, occlupose files) must
+      match the model key for key and shape for shape. Into an HRGR-Net, a
+      HigherHRNet checkpoint may leave exactly the modules HRGR-Net adds
+      uninitialised (see ``HRGRNet.added_module_prefixes``).
+    * An ImageNet classification HRNet checkpoint initialises the backbone only;
+      its classification head is reported in ``skipped``.
+
+    Raises:
+        CheckpointError: unreadable file, or keys/shapes that do not fit, naming
+            the first mismatched keys and shapes.
+    """
+    path = Path(path)
+    state = read_state_dict(path)
+    model_state = model.state_dict()
+    added = tuple(getattr(model, "added_module_prefixes", lambda: ())())
+
+    def is_added(key: str) -> bool:
+        return any(key == p or key.startswith(p + ".") for p in added)
+
+    mismatched = _shape_mismatches(state, model_state)
+    if mismatched:
+        raise CheckpointError(
+            f"{path} does not fit this model: {len(mismatched)} tensors differ in shape, "
+            f"first: {_listing(mismatched)}.{_joint_hint(state, model_state)}"
+        )
+
+    imagenet = any(k.startswith(_CLASSIFICATION_PREFIXES) for k in state)
+    if imagenet:
+        kind = "imagenet"
+        used = {
+            k: v for k, v in state.items() if k in model_state and k.startswith(_BACKBONE_PREFIXES)
+        }
+        required = [k for k in model_state if k.startswith(_BACKBONE_PREFIXES) and not is_added(k)]
+    else:
+        kind = "model"
+        unexpected = sorted(k for k in state if k not in model_state)
+        if unexpected:
+            raise CheckpointError(
+                f"{path} does not fit this model: {len(unexpected)} keys the model does not "
+                f"have, first: {_listing(unexpected)}. Is it a checkpoint of another preset?"
+            )
+        used = state
+        required = [k for k in model_state if not is_added(k)]
+
+    # Checkpoints saved by old PyTorch versions lack the batch-norm step counters.
+    absent = [k for k in required if k not in used and not k.endswith("num_batches_tracked")]
+    if absent:
+        raise CheckpointError(
+            f"{path} does not fit this model: {len(absent)} model tensors are missing from "
+            f"the file, first: {_listing(absent)}. Is it a checkpoint of another preset?"
+        )
+    model.load_state_dict(used, strict=False)
+    return LoadReport(
+        path=path,
+        kind=kind,
+        loaded=sorted(used),
+        initialised=sorted(k for k in model_state if k not in used),
+        skipped=sorted(k for k in state if k not in used),
+    )

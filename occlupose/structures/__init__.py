@@ -1,0 +1,21 @@
+"""Data structures shared across occlupose: keypoint sets and detected people."""
+
+from occlupose.structures.keypoint_set import (
+    COCO_KEYPOINTS,
+    CROWDPOSE_KEYPOINTS,
+    KeypointSet,
+    get_keypoint_set,
+    keypoint_set_from_coco_category,
+    register_keypoint_set,
+)
+from occlupose.structures.person import Person
+
+__all__ = [
+    "COCO_KEYPOINTS",
+    "CROWDPOSE_KEYPOINTS",
+    "KeypointSet",
+    "Person",
+    "get_keypoint_set",
+    "keypoint_set_from_coco_category",
+    "register_keypoint_set",
+]

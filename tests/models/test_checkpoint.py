@@ -1,0 +1,146 @@
+"""load_weights: official layouts and wrappers load; what does not fit is refused clearly."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import pytest
+import torch
+
+from occlupose.models import (
+    CheckpointError,
+    HigherHRNet,
+    HighResolutionNet,
+    HRGRNet,
+    load_weights,
+)
+
+
+@pytest.fixture
+def reference_model(tiny_reference) -> HigherHRNet:
+    return HigherHRNet(**tiny_reference["config"])
+
+
+def _outputs_match(model, tiny_reference):
+    model.eval()
+    with torch.no_grad():
+        out = model(tiny_reference["input"]).as_higherhrnet()
+    for ours, theirs in zip(out, tiny_reference["outputs"], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: sd,
+        lambda sd: {"state_dict": sd, "epoch": 3},
+        lambda sd: {"module." + k: v for k, v in sd.items()},
+        lambda sd: {"state_dict": {"module." + k: v for k, v in sd.items()}},
+        lambda sd: {"state_dict": {"model." + k: v for k, v in sd.items()}},
+        lambda sd: collections.OrderedDict(sd),
+    ],
+    ids=["bare", "wrapped", "dataparallel", "wrapped-dataparallel", "lightning", "ordered"],
+)
+def test_official_checkpoint_formats_load(tiny_reference, reference_model, tmp_path, wrap):
+    path = tmp_path / "ckpt.pth"
+    torch.save(wrap(tiny_reference["state_dict"]), path)
+    report = load_weights(reference_model, path)
+    assert report.kind == "model"
+    assert len(report.loaded) == len(tiny_reference["state_dict"])
+    assert report.initialised == [] and report.skipped == []
+    _outputs_match(reference_model, tiny_reference)
+
+
+def test_checkpoint_needing_pickled_code_is_refused(reference_model, tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "args": argparse.Namespace(lr=1e-3)}, path)
+    with pytest.raises(CheckpointError, match="pickled code"):
+        load_weights(reference_model, path)
+
+
+def test_missing_and_corrupt_files(reference_model, tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_weights(reference_model, tmp_path / "nope.pth")
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt.pth"):
+        load_weights(reference_model, corrupt)
+
+
+def test_wrong_preset_names_the_mismatched_tensors(tiny_reference, tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save(tiny_reference["state_dict"], path)
+    wider = HigherHRNet(**{**tiny_reference["config"], "deconv_channels": 16})
+    with pytest.raises(CheckpointError, match=r"deconv_layers\.0\.0\.0\.weight: checkpoint"):
+        load_weights(wider, path)
+
+
+def test_wrong_keypoint_set_gets_a_hint(tiny_reference, tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save(tiny_reference["state_dict"], path)
+    crowdpose = HigherHRNet(**{**tiny_reference["config"], "num_joints": 14})
+    with pytest.raises(CheckpointError, match="predicts 17 joints and the model 14"):
+        load_weights(crowdpose, path)
+
+
+def test_incomplete_checkpoint_is_refused(tiny_reference, reference_model, tmp_path):
+    state = dict(tiny_reference["state_dict"])
+    del state["stage3.0.branches.0.0.conv1.weight"]
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"missing from the file.*stage3\.0\.branches"):
+        load_weights(reference_model, path)
+
+
+def test_hrgr_checkpoint_does_not_load_into_higherhrnet(tiny_reference, tmp_path):
+    hrgr = HRGRNet(**tiny_reference["config"], attention="high", completion=True)
+    path = tmp_path / "hrgr.pth"
+    torch.save(hrgr.state_dict(), path)
+    with pytest.raises(CheckpointError, match="keys the model does not have"):
+        load_weights(HigherHRNet(**tiny_reference["config"]), path)
+
+
+def test_imagenet_classification_checkpoint_initialises_the_backbone_only(tiny_reference, tmp_path):
+    config = tiny_reference["config"]
+    backbone_kwargs = {
+        k: config[k] for k in ("stem_inplanes", "stage_channels", "stage_blocks", "stage_modules")
+    }
+    # An HRNet classification checkpoint: all four branches out of the last
+    # module, plus the classification head.
+    torch.manual_seed(1)
+    classifier = HighResolutionNet(**backbone_kwargs, multi_scale_output=True)
+    state = dict(classifier.state_dict())
+    state["incre_modules.0.0.conv1.weight"] = torch.randn(32, 8, 1, 1)
+    state["final_layer.0.weight"] = torch.randn(2048, 1024, 1, 1)
+    state["classifier.weight"] = torch.randn(1000, 2048)
+    state["classifier.bias"] = torch.randn(1000)
+    path = tmp_path / "hrnet_imagenet.pth"
+    torch.save(state, path)
+
+    model = HigherHRNet(**config)
+    head_before = model.final_layers[0].weight.clone()
+    report = load_weights(model, path)
+    assert report.kind == "imagenet"
+    assert {"classifier.weight", "incre_modules.0.0.conv1.weight"} <= set(report.skipped)
+    assert "stage4.0.fuse_layers.1.0.0.0.weight" in report.skipped  # HigherHRNet has no such layer
+    torch.testing.assert_close(model.conv1.weight, classifier.conv1.weight)
+    torch.testing.assert_close(
+        model.stage4[0].branches[3][0].conv2.weight,
+        classifier.stage4[0].branches[3][0].conv2.weight,
+    )
+    torch.testing.assert_close(model.final_layers[0].weight, head_before)
+    assert any(k.startswith("final_layers") for k in report.initialised)
+
+    # Into an HRGR-Net with multi-scale fusion, the extra fuse layers are used.
+    hrgr = HRGRNet(**config, multi_scale_fusion=True)
+    report = load_weights(hrgr, path)
+    assert "stage4.0.fuse_layers.1.0.0.0.weight" in report.loaded
+
+
+def test_report_summary_mentions_counts(tiny_reference, tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save(tiny_reference["state_dict"], path)
+    model = HRGRNet(**tiny_reference["config"], completion=True)
+    summary = load_weights(model, path).summary()
+    assert "loaded 316 tensors" in summary and "keep their initialisation" in summary
