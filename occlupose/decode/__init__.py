@@ -1,1 +1,44 @@
-"""occlupose.decode."""
+"""Decoding network outputs into people: peaks, tag grouping, limb grouping, aggregation.
+
+Every function works on one image's maps as numpy arrays (the aggregation helpers also
+take torch tensors). Shapes: heatmaps ``(J, H, W)``; tags ``(J, H, W)`` or
+``(J, H, W, D)``; limb fields ``(2L, H, W)``.
+
+Coordinate convention of the groupers' output (HigherHRNet's): in heatmap pixels where
+pixel ``(c, r)`` covers ``[c, c+1) x [r, r+1)``, i.e. a peak exactly on pixel
+``(c, r)`` is reported near ``(c + 0.5, r + 0.5)`` (plus the quarter-pixel shift). The
+target encoders in :mod:`occlupose.data.targets` put pixel centres at integer
+coordinates: subtract 0.5 to compare.
+"""
+
+from occlupose.decode.aggregate import (
+    aggregate_heatmaps,
+    concat_tags,
+    flip_back,
+    flip_back_limb_fields,
+    limb_flip_permutation,
+    resize_maps,
+)
+from occlupose.decode.assignment import min_cost_assignment
+from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
+from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
+from occlupose.decode.tags import group_by_tags, resolve_joint_order
+
+__all__ = [
+    "Candidates",
+    "aggregate_heatmaps",
+    "concat_tags",
+    "find_candidates",
+    "flip_back",
+    "flip_back_limb_fields",
+    "group_by_limbs",
+    "group_by_tags",
+    "limb_flip_permutation",
+    "limb_visit_order",
+    "min_cost_assignment",
+    "nms_heatmaps",
+    "quarter_offsets",
+    "resize_maps",
+    "resolve_joint_order",
+    "score_limb_pairs",
+]

@@ -91,24 +91,6 @@ class KeypointSet:
             index[a], index[b] = b, a
         return tuple(index)
 
-    @property
-    def flip_limb_index(self) -> tuple[int, ...]:
-        """Permutation of limbs under a horizontal flip (limb ``i`` becomes ``p[i]``)."""
-        lookup = {pair: i for i, pair in enumerate(self.limbs)}
-        fi = self.flip_index
-        out = []
-        for a, b in self.limbs:
-            fa, fb = fi[a], fi[b]
-            if (fa, fb) in lookup:
-                out.append(lookup[(fa, fb)])
-            elif (fb, fa) in lookup:
-                # Same limb with the opposite direction; decoders only use the
-                # undirected pair, so the index is enough.
-                out.append(lookup[(fb, fa)])
-            else:
-                raise ValueError(f"keypoint set {self.name!r}: limb ({a}, {b}) has no mirror limb")
-        return tuple(out)
-
     def index(self, keypoint_name: str) -> int:
         try:
             return self.keypoint_names.index(keypoint_name)

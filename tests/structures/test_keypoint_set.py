@@ -49,16 +49,6 @@ def test_crowdpose_definition_has_a_14_point_skeleton():
     assert kps.sigmas[-1] == pytest.approx(0.079)
 
 
-@pytest.mark.parametrize("kps", [COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS])
-def test_flipping_limbs_twice_is_identity(kps):
-    index = kps.flip_limb_index
-    assert sorted(index) == list(range(kps.num_limbs))
-    assert [index[i] for i in index] == list(range(kps.num_limbs))
-    fi = kps.flip_index
-    for i, (a, b) in enumerate(kps.limbs):
-        assert {fi[a], fi[b]} == set(kps.limbs[index[i]])
-
-
 def test_crowdpose_json_category_maps_to_the_correct_skeleton(data_dir):
     # CrowdPose files carry COCO's 17-point skeleton; the reader must not use it.
     category = {

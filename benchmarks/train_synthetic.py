@@ -1,0 +1,232 @@
+"""Train ``hrgr_small`` and its same-width HigherHRNet baseline on the synthetic benchmark.
+
+Usage::
+
+    python benchmarks/train_synthetic.py                      # the spec: 2,000 images, 30 min each
+    python benchmarks/train_synthetic.py --minutes 1 --train-images 100 --val-images 20  # smoke
+
+Target (issue 6): ``hrgr_small`` reaches validation AP >= 0.5 on 200 held-out synthetic
+images within 30 minutes of training on 2 CPU cores. The HigherHRNet baseline of the same
+width (``hrgr_small`` with attention, multi-scale fusion, completion and limb fields off:
+``configs/higherhrnet_small_synthetic.yaml``) is trained with the same data, seed, batch
+size, learning rate and wall-clock budget, and both are evaluated the same way: each
+held-out image fitted into the 256 px input, no test-time augmentation, validation
+decoding of :mod:`occlupose.engine.validation` (limb grouping for HRGR-Net, tags for the
+baseline), COCO keypoint AP overall and per annotated occlusion-rate bin.
+
+The data is generated once (``occlupose synth``, seeds 0 and 1, mixed occlusion levels)
+under ``--data-dir`` and reused. The table is printed and the numbers written to
+``--json`` (atomically). Training runs through the same code as ``occlupose train``
+(:func:`occlupose.engine.build.prepare_training` on the YAML recipes); the learning rate
+is constant because a wall-clock budget has no epoch schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from occlupose.data.bottom_up import BottomUpPoseDataset
+from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
+from occlupose.engine.build import load_split, prepare_training
+from occlupose.engine.config import config_to_dict, load_config
+from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
+from occlupose.utils.io import atomic_write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {
+    "hrgr_small": ROOT / "configs" / "hrgr_small_synthetic.yaml",
+    "higherhrnet_small": ROOT / "configs" / "higherhrnet_small_synthetic.yaml",
+}
+TARGET_AP = 0.5
+TARGET_MINUTES = 30.0
+
+
+def ensure_split(folder: Path, num_images: int, seed: int, size: int, workers: int) -> Path:
+    """Generate ``folder`` unless it already holds this exact split; return its JSON path."""
+    annotations = folder / ANNOTATION_FILE
+    if annotations.is_file():
+        info = json.loads(annotations.read_text()).get("info", {}).get("generator", {})
+        wanted = {"seed": seed, "num_images": num_images, "size": size, "occlusion": "mixed"}
+        if all(info.get(k) == v for k, v in wanted.items()):
+            return annotations
+    return generate_dataset(
+        folder, num_images, seed=seed, size=size, occlusion="mixed", workers=workers
+    )
+
+
+def _max_time(minutes: float) -> str:
+    seconds = max(1, round(minutes * 60))
+    return f"00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _Throughput(L.Callback):
+    def __init__(self) -> None:
+        self.images = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += int(batch["image"].shape[0])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def train_and_evaluate(name: str, args: argparse.Namespace, data: Path, out: Path) -> dict:
+    overrides = [
+        f"data.train_annotations={data / 'train' / ANNOTATION_FILE}",
+        f"data.train_images={data / 'train' / IMAGE_DIR}",
+        f"data.val_annotations={data / 'val' / ANNOTATION_FILE}",
+        f"data.val_images={data / 'val' / IMAGE_DIR}",
+        f"data.input_size={args.size}",
+        f"data.batch_size={args.batch_size}",
+        f"data.num_workers={args.workers}",
+        f"optimizer.lr={args.lr}",
+        "optimizer.milestones=[100000]",  # constant learning rate within the budget
+        "adversarial.warmup_epochs=0",
+        f"adversarial.warmup_steps={args.adversarial_warmup_steps}",
+        f"seed={args.seed}",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=100000",
+        f"trainer.max_time={_max_time(args.minutes)}",
+        "trainer.check_val_every_n_epoch=0",  # evaluated once, after the budget
+        "trainer.checkpoint_every_n_steps=0",
+        f"trainer.logger={'tensorboard' if args.logs else 'none'}",
+        f"trainer.progress_bar={str(args.progress).lower()}",
+    ]
+    config = load_config(RECIPES[name], overrides)
+    throughput = _Throughput()
+    run = prepare_training(config, out / name, extra_callbacks=[throughput])
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+
+    start = time.perf_counter()
+    model = run.module.model
+    val_records = load_split(config.data, "val", for_training=False)
+    val_set = BottomUpPoseDataset(
+        val_records,
+        run.keypoint_set,
+        input_size=config.data.input_size,
+        output_strides=model.output_strides,
+        sigmas=(config.data.sigma,) * len(model.output_strides),
+        with_tags=False,
+        with_limbs=False,
+    )
+    people = predict_people(
+        model, val_set, run.keypoint_set, settings=config.validation, batch_size=args.batch_size
+    )
+    report = PoseValidator(
+        val_records.annotation_file, run.keypoint_set, report_dir=out / name
+    ).evaluate(people, tag="validation")
+    return {
+        "model": name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "grouping": "limbs" if model.limb_head is not None else "tags",
+        "steps": run.module.pose_steps,
+        "epochs": run.trainer.current_epoch,
+        "train_images_seen": throughput.images,
+        "train_seconds": throughput.seconds,
+        "images_per_second": throughput.images / max(throughput.seconds, 1e-9),
+        "eval_seconds": time.perf_counter() - start,
+        "metrics": metrics_for_logging(report, prefix=""),
+        "report": report,
+        "config": config_to_dict(config),
+    }
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_table(results: list[dict], args: argparse.Namespace, console: Console) -> None:
+    bins = [row["label"] for row in results[0]["report"].get("bins", {}).get("occlusion_rate", [])]
+    table = Table(
+        title=f"synthetic benchmark: {args.train_images} train / {args.val_images} held-out "
+        f"images at {args.size} px, {args.minutes:g} min of training each, "
+        f"{torch.get_num_threads()} torch threads",
+        caption=f"target: hrgr_small AP >= {TARGET_AP} within {TARGET_MINUTES:g} min on 2 cores",
+    )
+    for column in ("model", "params", "steps", "img/s", "AP", "AP50", "AP75", "AR"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for label in bins:
+        table.add_column(f"AP occl. {label}", justify="right")
+    for r in results:
+        m = r["report"]["metrics"]
+        per_bin = {
+            row["label"]: row["AP"] for row in r["report"].get("bins", {}).get("occlusion_rate", [])
+        }
+        table.add_row(
+            r["model"],
+            f"{r['parameters'] / 1e6:.2f} M",
+            str(r["steps"]),
+            f"{r['images_per_second']:.2f}",
+            *(_fmt(m.get(k)) for k in ("AP", "AP50", "AP75", "AR")),
+            *(_fmt(per_bin.get(label)) for label in bins),
+        )
+    console.print(table)
+    hrgr = next((r for r in results if r["model"] == "hrgr_small"), None)
+    if hrgr is not None:
+        ap = hrgr["report"]["metrics"]["AP"]
+        full = args.minutes >= TARGET_MINUTES and args.train_images >= 2000
+        verdict = "met" if ap >= TARGET_AP else "NOT met"
+        console.print(
+            f"hrgr_small AP {ap:.3f}: target {verdict}"
+            + ("" if full else " (reduced budget: not the spec's run)")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=TARGET_MINUTES, help="per model")
+    parser.add_argument("--train-images", type=int, default=2000)
+    parser.add_argument("--val-images", type=int, default=200)
+    parser.add_argument("--size", type=int, default=256, help="image and input size (px)")
+    parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--adversarial-warmup-steps", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "synthetic_benchmark")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "train_synthetic")
+    parser.add_argument("--json", type=Path, default=None, help="default: OUT/results.json")
+    parser.add_argument("--logs", action="store_true", help="write TensorBoard logs")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    args = parser.parse_args()
+
+    console = Console()
+    torch.set_num_threads(args.threads)
+    data = args.data_dir / f"{args.size}px_{args.train_images}_{args.val_images}"
+    start = time.perf_counter()
+    ensure_split(data / "train", args.train_images, 0, args.size, workers=args.threads)
+    ensure_split(data / "val", args.val_images, 1, args.size, workers=args.threads)
+    console.print(f"data: {data} ({time.perf_counter() - start:.0f} s)")
+
+    results = [train_and_evaluate(name, args, data, args.out) for name in args.models]
+    print_table(results, args, console)
+    json_path = args.json or args.out / "results.json"
+    summary = {
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "results": results,
+    }
+    atomic_write_json(json_path, summary, indent=1)
+    console.print(f"results: {json_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""``occlupose eval``: evaluate keypoint results files, side by side, with occlusion analyses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from occlupose.cli.app import app
+from occlupose.evaluation.inputs import EvaluationError, load_json
+from occlupose.evaluation.occlusion import (
+    DEFAULT_OCCLUSION_BINS,
+    DEFAULT_OVERLAP_BINS,
+    bins_from_edges,
+)
+from occlupose.evaluation.report import report_models
+from occlupose.structures.keypoint_set import (
+    COCO_KEYPOINTS,
+    CROWDPOSE_KEYPOINTS,
+    get_keypoint_set,
+    keypoint_set_from_coco_category,
+)
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def _split_pair(text: str, option: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise typer.BadParameter(f"expected NAME=PATH, got {text!r}", param_hint=option)
+    return name, path
+
+
+def _parse_curve(entries: list[str], default_name: str) -> dict[str, dict[float, str]]:
+    """``[NAME:]RATE=PATH`` entries -> {name: {rate: path}}."""
+    curves: dict[str, dict[float, str]] = {}
+    for entry in entries:
+        key, path = _split_pair(entry, "--curve")
+        name, _, rate_text = key.rpartition(":")
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise typer.BadParameter(
+                f"expected [NAME:]RATE=PATH with a numeric RATE, got {entry!r}",
+                param_hint="--curve",
+            ) from None
+        curves.setdefault(name or default_name, {})[rate] = path
+    return curves
+
+
+def _parse_edges(text: str | None, option: str):
+    if text is None:
+        return None
+    try:
+        return bins_from_edges([float(v) for v in text.split(",")])
+    except ValueError as e:
+        message = f"{e} (expected comma-separated edges)"
+        raise typer.BadParameter(message, param_hint=option) from None
+
+
+def _infer_dataset(ground_truth: dict, ann_path: str) -> str:
+    categories = ground_truth.get("categories") if isinstance(ground_truth, dict) else None
+    if not categories:
+        raise EvaluationError(f"{ann_path}: ground truth has no categories")
+    try:
+        keypoint_set = keypoint_set_from_coco_category(categories[0])
+    except ValueError as e:
+        raise EvaluationError(f"{ann_path}: {e}") from None
+    if keypoint_set in (COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS):
+        return keypoint_set.name
+    raise EvaluationError(
+        f"{ann_path}: keypoints {list(keypoint_set.keypoint_names)} are neither COCO's nor "
+        "CrowdPose's; register a KeypointSet with its OKS sigmas and pass --dataset NAME"
+    )
+
+
+def _load_sweep(entry: str) -> tuple[str, list]:
+    """``NAME=REPORT.json``: the curve stored under that name (or the only one) in a report."""
+    name, path = _split_pair(entry, "--sweep")
+    data = load_json(path)
+    stored = data.get("controlled_occlusion") if isinstance(data, dict) else None
+    if not isinstance(stored, dict) or not stored:
+        raise EvaluationError(f"{path}: no 'controlled_occlusion' curves in this report")
+    if name in stored:
+        return name, stored[name]
+    if len(stored) == 1:
+        return name, next(iter(stored.values()))
+    raise EvaluationError(f"{path}: no curve named {name!r}; it has {', '.join(stored)}")
+
+
+@app.command("eval")
+def evaluate(
+    ann: Annotated[
+        Path, typer.Option("--ann", "-a", help="Ground-truth annotations in COCO format.")
+    ],
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", "-r", help="COCO keypoint results JSON (.json/.json.gz)."),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", "-w", help="Run this model on --images instead of reading --results."
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Preset of an official checkpoint.")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", "-i", help="Image folder of the annotations.")
+    ] = None,
+    occlude: Annotated[
+        str | None,
+        typer.Option(
+            "--occlude",
+            help="With --weights: also evaluate under controlled occlusion at these rates, "
+            "e.g. 0.1,0.2,0.3,0.4,0.5 (AP-vs-occlusion curve).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the controlled occlusion.")] = 0,
+    limit: Annotated[
+        int | None, typer.Option(help="With --weights: only the first N images.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="With --weights: cpu, cuda, ...")] = "cpu",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="coco, crowdpose or a registered keypoint set "
+            "(default: recognised from the annotation file).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder for report.json and the plots "
+            "(default: <results name>_eval next to the results file).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the model in tables and plots.")
+    ] = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option("--compare", help="NAME=RESULTS.json of another model, shown side by side."),
+    ] = None,
+    curve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--curve",
+            help="[NAME:]RATE=RESULTS.json: results on the images occluded at RATE "
+            "(controlled occlusion); NAME defaults to the main model.",
+        ),
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="NAME=REPORT.json: an occlusion curve evaluated before "
+            "(the controlled_occlusion part of an earlier report).",
+        ),
+    ] = None,
+    occlusion_bins: Annotated[
+        str | None,
+        typer.Option("--occlusion-bins", help="Edges of the occlusion-rate bins, e.g. 0,0.2,0.4."),
+    ] = None,
+    overlap_bins: Annotated[
+        str | None,
+        typer.Option("--overlap-bins", help="Edges of the overlap (box IoU) bins, e.g. 0,0.1,0.3."),
+    ] = None,
+) -> None:
+    """Evaluate keypoint results: COCO/CrowdPose AP, AP per occlusion bin, keypoint-level rates.
+
+    Writes a rich table to the terminal, report.json with every number and PNG plots.
+    """
+    if (results is None) == (weights is None):
+        raise typer.BadParameter("give either --results or --weights (with --images)")
+    if weights is not None and images is None:
+        raise typer.BadParameter("--weights needs --images, the folder of the annotated images")
+    source = results if results is not None else Path(weights)
+    model_name = name or source.stem
+    out = out or source.with_name(f"{source.stem}_eval")
+    try:
+        ground_truth = load_json(ann)
+        dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
+        get_keypoint_set(dataset_name)
+        model_curves: dict[str, dict[float, object]] = {}
+        if weights is not None:
+            rates = [float(r) for r in occlude.split(",")] if occlude else []
+            run = _run_model(
+                weights, preset, dataset_name, ground_truth, images, rates, seed, limit, device, out
+            )
+            results_per_model = {model_name: run.pop(0.0)}
+            if run:
+                model_curves[model_name] = {0.0: results_per_model[model_name], **run}
+        else:
+            results_per_model = {model_name: str(results)}
+        for entry in compare or []:
+            other, path = _split_pair(entry, "--compare")
+            if other in results_per_model:
+                raise typer.BadParameter(f"model name {other!r} used twice", param_hint="--compare")
+            results_per_model[other] = path
+        precomputed = dict(_load_sweep(entry) for entry in sweep or [])
+        report_models(
+            ground_truth,
+            results_per_model,
+            dataset_name,
+            gt_name=str(ann),
+            out_dir=out,
+            curves={**_parse_curve(curve or [], model_name), **model_curves},
+            precomputed_curves=precomputed,
+            console=console,
+            occlusion_bins=_parse_edges(occlusion_bins, "--occlusion-bins")
+            or DEFAULT_OCCLUSION_BINS,
+            overlap_bins=_parse_edges(overlap_bins, "--overlap-bins") or DEFAULT_OVERLAP_BINS,
+        )
+    except KeyError as e:  # unknown --dataset name
+        _print_error(str(e.args[0]))
+        raise typer.Exit(2) from None
+    except EvaluationError as e:
+        _print_error(str(e))
+        raise typer.Exit(1) from None
+
+
+def _run_model(
+    weights: str,
+    preset: str | None,
+    dataset_name: str,
+    ground_truth: dict,
+    images: Path,
+    rates: list[float],
+    seed: int,
+    limit: int | None,
+    device: str,
+    out: Path,
+) -> dict[float, list]:
+    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
+    from rich.progress import Progress
+
+    from occlupose.inference import Predictor
+    from occlupose.inference.dataset import predict_dataset
+    from occlupose.utils.io import atomic_write_json
+
+    predictor = Predictor.from_pretrained(
+        weights, preset=preset, keypoint_set=dataset_name, device=device
+    )
+    num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
+    runs: dict[float, list] = {}
+    with Progress(console=error_console) as progress:
+        for rate in [0.0, *[r for r in rates if r != 0.0]]:
+            task = progress.add_task(f"occlusion {rate:.2f}", total=num_images)
+            found, failures = predict_dataset(
+                predictor,
+                ground_truth,
+                images,
+                occlusion_rate=rate,
+                seed=seed,
+                limit=limit,
+                on_image=lambda task=task: progress.advance(task),
+            )
+            for path, why in failures:
+                progress.console.print(f"[yellow]skipped {path}: {why}[/yellow]")
+            runs[rate] = found
+            atomic_write_json(out / f"results_occlusion{rate:.2f}.json", found)
+    return runs
+
+
+def _print_error(message: str) -> None:
+    # soft_wrap keeps file paths on one line so they can be copied.
+    error_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)

@@ -1,0 +1,191 @@
+"""``occlupose predict``: poses on images, folders and videos; overlays and COCO results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from occlupose.cli.app import app
+
+console = Console(stderr=True)
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files to process (folders expanded, sorted) and the inputs that do not exist."""
+    files, missing = [], []
+    for item in inputs:
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.is_file()))
+        elif item.is_file():
+            files.append(item)
+        else:
+            missing.append((item, "does not exist"))
+    return files, missing
+
+
+def image_id_for(path: Path, index: int) -> int:
+    """COCO file names carry the image id (``000000000785.jpg`` -> 785); else the index."""
+    return int(path.stem) if re.fullmatch(r"\d{1,12}", path.stem) else index
+
+
+def load_predictor(
+    weights: str | None,
+    preset: str | None,
+    keypoint_set: str | None,
+    device: str,
+    half: bool,
+    flip: bool,
+    scales: list[float],
+    min_score: float,
+):
+    """Build the Predictor the options ask for (the bundled default without --weights)."""
+    from occlupose.inference import BUNDLED_WEIGHTS, Predictor
+    from occlupose.models import PRESETS
+
+    if weights is None:
+        if not BUNDLED_WEIGHTS:
+            raise typer.BadParameter("no default model is bundled; pass --weights PATH")
+        weights = next(iter(BUNDLED_WEIGHTS))
+    predictor = Predictor.from_pretrained(
+        weights, preset=preset, keypoint_set=keypoint_set, device=device, half=half
+    )
+    opts = predictor.options
+    opts.flip, opts.scales, opts.min_score = flip, tuple(scales), min_score
+    if preset is not None:
+        opts.input_size = PRESETS[preset].input_size
+    return predictor
+
+
+@app.command()
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
+    weights: str = typer.Option(
+        None, "--weights", "-w", help="Checkpoint file (default: the bundled model)."
+    ),
+    preset: str = typer.Option(
+        None, "--preset", help="Model preset of an official checkpoint, e.g. higherhrnet_w32_512."
+    ),
+    keypoint_set: str = typer.Option(
+        None, "--keypoints", help="coco or crowdpose (default: from the checkpoint)."
+    ),
+    out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    half: bool = typer.Option(False, help="float16 on the GPU."),
+    flip: bool = typer.Option(True, help="Flip test."),
+    scales: list[float] = typer.Option([1.0], "--scale", help="Test scales (repeatable)."),
+    min_score: float = typer.Option(0.05, help="Drop people scoring lower."),
+    draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
+) -> None:
+    """Find people in images and videos; write skeleton overlays and a COCO results JSON."""
+    import cv2
+
+    from occlupose.data.image_io import ImageReadError
+    from occlupose.inference import as_rgb_image
+    from occlupose.utils.io import atomic_write_json
+    from occlupose.visualization import draw_people
+
+    files, failures = expand_inputs(inputs)
+    if not files:
+        for path, why in failures:
+            console.print(f"[red]{path}: {why}[/red]")
+        raise typer.Exit(code=1)
+    predictor = load_predictor(weights, preset, keypoint_set, device, half, flip, scales, min_score)
+    kps = predictor.keypoint_set
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    done = 0
+
+    with _progress() as progress:
+        images = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
+        videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+        task = progress.add_task("images", total=len(images)) if images else None
+        for index, path in enumerate(images):
+            try:
+                rgb = as_rgb_image(path)
+                people = predictor.predict_image(rgb)
+            except (ImageReadError, ValueError) as error:
+                failures.append((path, str(error)))
+                progress.console.print(f"[yellow]skipped {path}: {error}[/yellow]")
+            else:
+                image_id = image_id_for(path, index)
+                for person in people:
+                    results.append({**person.to_coco(image_id), "file_name": path.name})
+                overlay = draw_people(
+                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                    people,
+                    kps,
+                    score_threshold=draw_threshold,
+                )
+                cv2.imwrite(str(out / f"{path.stem}_pose.jpg"), overlay)
+                done += 1
+            progress.advance(task)
+
+        for path in videos:
+            capture = cv2.VideoCapture(str(path))
+            if not capture.isOpened():
+                failures.append((path, "OpenCV cannot open this video"))
+                progress.console.print(f"[yellow]skipped {path}: cannot open video[/yellow]")
+                continue
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            vtask = progress.add_task(path.name, total=frames)
+            writer = None
+            frame_index = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                people = predictor.predict_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                for person in people:
+                    results.append(
+                        {
+                            **person.to_coco(frame_index),
+                            "file_name": path.name,
+                            "frame": frame_index,
+                        }
+                    )
+                overlay = draw_people(frame, people, kps, score_threshold=draw_threshold)
+                if writer is None:
+                    h, w = overlay.shape[:2]
+                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                    writer = cv2.VideoWriter(
+                        str(out / f"{path.stem}_pose.mp4"), fourcc, fps, (w, h)
+                    )
+                writer.write(overlay)
+                frame_index += 1
+                progress.advance(vtask)
+            capture.release()
+            if writer is not None:
+                writer.release()
+            if frame_index == 0:
+                failures.append((path, "no frames could be decoded"))
+            else:
+                done += 1
+
+    results_path = atomic_write_json(out / "results.json", results)
+    console.print(
+        f"processed {done} of {len(files)} inputs, {len(results)} people; "
+        f"results: {results_path}; overlays in {out}/"
+    )
+    if failures:
+        console.print(f"[yellow]{len(failures)} inputs failed:[/yellow]")
+        for path, why in failures:
+            console.print(f"  {path}: {why}")
+    if done == 0:
+        raise typer.Exit(code=1)

@@ -1,0 +1,313 @@
+"""Geometric and photometric augmentation, and the eval-time resize.
+
+Coordinate convention (everywhere in occlupose): pixel centres at integer
+coordinates, so pixel ``(i, j)`` covers ``[i - 0.5, i + 0.5]`` and an image of width
+``W`` spans ``x in [-0.5, W - 0.5]``. ``cv2.warpAffine`` and ``cv2.resize`` use the
+same convention, so one matrix moves image pixels and keypoints identically.
+
+Every geometric step is a 3x3 float64 matrix ``M`` acting on homogeneous column
+vectors ``(x, y, 1)``: source pixel -> destination pixel. Training composes flip,
+rotation, scale and translation into one matrix (:class:`RandomAffine`), warps the
+image and the loss mask with it once, and moves the keypoints with
+:func:`transform_keypoints`. The matrix for an output map of stride ``k`` is
+``stride_matrix(k) @ M`` (:func:`stride_matrix`): output pixel ``u`` covers input
+pixels ``[k u - 0.5, k (u + 1) - 0.5]``, so ``u = (x + 0.5) / k - 0.5``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "AffineSample",
+    "ColorJitter",
+    "RandomAffine",
+    "ResizedImage",
+    "fit_matrix",
+    "letterbox",
+    "mark_outside",
+    "resize_short_side",
+    "stride_matrix",
+    "transform_keypoints",
+    "transform_points",
+    "warp_image",
+]
+
+
+def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    height, width = (int(v) for v in size)
+    return height, width
+
+
+def _translation(tx: float, ty: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def _rotation_scale(degrees: float, scale: float) -> np.ndarray:
+    # Positive angles turn the picture counter-clockwise on screen (y points down),
+    # like cv2.getRotationMatrix2D.
+    theta = np.deg2rad(degrees)
+    c, s = np.cos(theta) * scale, np.sin(theta) * scale
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def fit_matrix(image_hw: Sequence[int], input_size: int | Sequence[int]) -> np.ndarray:
+    """Matrix that centres the image in the input and fits its longer side (no augmentation)."""
+    height, width = image_hw
+    in_h, in_w = _size_hw(input_size)
+    scale = min(in_w / width, in_h / height)
+    return (
+        _translation((in_w - 1) / 2, (in_h - 1) / 2)
+        @ _rotation_scale(0.0, scale)
+        @ _translation(-(width - 1) / 2, -(height - 1) / 2)
+    )
+
+
+def stride_matrix(stride: float) -> np.ndarray:
+    """Input pixel -> pixel of an output map ``stride`` times smaller (centres convention)."""
+    k = 1.0 / stride
+    return np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class AffineSample:
+    """One drawn augmentation: ``matrix`` (3x3, image -> input) and whether it flips."""
+
+    matrix: np.ndarray
+    flipped: bool
+
+
+@dataclass(frozen=True)
+class RandomAffine:
+    """Random zoom, rotation, translation and horizontal flip, as one affine matrix.
+
+    The image is first fitted into the square input (longer side = input size,
+    centred, as :func:`fit_matrix`), then, about the image centre:
+
+    Args:
+        scale_range: zoom factor, uniform; people appear ``zoom`` times as large as in
+            the fitted image. (HigherHRNet's ``[0.75, 1.5]`` scales the *crop*, i.e.
+            zooms by ``1/1.5 .. 1/0.75``.)
+        max_rotation: degrees, uniform in ``[-max_rotation, max_rotation]``.
+        max_translation: shift of the centre as a fraction of the input size, uniform
+            per axis (HigherHRNet: 40 px at 512 -> ``40 / 512``).
+        flip_probability: probability of a horizontal flip. The caller must also permute
+            left/right joints (:func:`transform_keypoints` with ``flip_index``).
+    """
+
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    max_rotation: float = 30.0
+    max_translation: float = 40.0 / 512.0
+    flip_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if self.max_rotation < 0 or self.max_translation < 0:
+            raise ValueError("max_rotation and max_translation must be >= 0")
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+
+    def sample(
+        self, rng: np.random.Generator, image_hw: Sequence[int], input_size: int
+    ) -> AffineSample:
+        """Draw one transform for an image of size ``image_hw = (H, W)``.
+
+        Always consumes the same number of random draws, so a seeded generator gives
+        the same sequence of transforms whatever the parameters.
+        """
+        height, width = image_hw
+        zoom = rng.uniform(*self.scale_range)
+        angle = rng.uniform(-self.max_rotation, self.max_rotation)
+        tx, ty = rng.uniform(-self.max_translation, self.max_translation, size=2) * input_size
+        flipped = bool(rng.random() < self.flip_probability)
+        fit = min(input_size / width, input_size / height)
+        matrix = (
+            _translation((input_size - 1) / 2 + tx, (input_size - 1) / 2 + ty)
+            @ _rotation_scale(angle, zoom * fit)
+            @ _translation(-(width - 1) / 2, -(height - 1) / 2)
+        )
+        if flipped:  # mirror the source image first: x -> (W - 1) - x
+            matrix = matrix @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0, 0, 1]])
+        return AffineSample(matrix=matrix, flipped=flipped)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 (or 2x3) affine matrix to ``(..., 2)`` points; returns float32 ``(..., 2)``."""
+    points = np.asarray(points, np.float64)
+    matrix = np.asarray(matrix, np.float64)
+    out = points @ matrix[:2, :2].T + matrix[:2, 2]
+    return out.astype(np.float32)
+
+
+def transform_keypoints(
+    keypoints: np.ndarray, matrix: np.ndarray, flip_index: Sequence[int] | None = None
+) -> np.ndarray:
+    """Move ``(N, J, 3)`` keypoints ``x, y, v`` by ``matrix``; v is unchanged.
+
+    With ``flip_index`` (the keypoint set's, for a flipping matrix) the joints are
+    also permuted so that after a mirror the left wrist is again joint "left_wrist".
+    """
+    keypoints = np.asarray(keypoints, np.float32)
+    out = keypoints.copy()
+    out[..., :2] = transform_points(keypoints[..., :2], matrix)
+    if flip_index is not None:
+        out = out[:, list(flip_index)]
+    return out
+
+
+def mark_outside(keypoints: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
+    """Copy of ``(N, J, 3)`` keypoints with v=0 where the joint's pixel is outside an
+    ``(H, W)`` map, i.e. ``round(x)`` not in ``0..W-1`` or ``round(y)`` not in ``0..H-1``."""
+    height, width = size_hw
+    out = np.array(keypoints, np.float32, copy=True)
+    x, y = out[..., 0], out[..., 1]
+    outside = (x < -0.5) | (x >= width - 0.5) | (y < -0.5) | (y >= height - 0.5)
+    out[..., 2][outside] = 0.0
+    return out
+
+
+def warp_image(
+    image: np.ndarray,
+    matrix: np.ndarray,
+    size_hw: Sequence[int],
+    *,
+    interpolation: int = cv2.INTER_LINEAR,
+    border_value: float | Sequence[float] = 0,
+) -> np.ndarray:
+    """``cv2.warpAffine`` with a 3x3 image -> destination matrix and an ``(H, W)`` size."""
+    height, width = size_hw
+    if np.ndim(border_value) == 0 and image.ndim == 3:
+        border_value = (float(border_value),) * image.shape[2]
+    return cv2.warpAffine(
+        image,
+        np.asarray(matrix, np.float64)[:2],
+        (int(width), int(height)),
+        flags=interpolation,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border_value,
+    )
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """Random brightness, contrast, saturation and hue, applied in that order.
+
+    Factors are drawn uniformly: brightness and contrast and saturation in
+    ``[1 - x, 1 + x]`` (0 = no change), hue as a shift in ``[-hue, hue]`` of the
+    colour circle (at most 0.5). Works on uint8 RGB images with lookup tables, so it
+    costs about as much as one colour conversion.
+    """
+
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.03
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ColorJitter.{name} must be in [0, 1]")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError("ColorJitter.hue must be in [0, 0.5]")
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        b = rng.uniform(1 - self.brightness, 1 + self.brightness)
+        c = rng.uniform(1 - self.contrast, 1 + self.contrast)
+        s = rng.uniform(1 - self.saturation, 1 + self.saturation)
+        h = rng.uniform(-self.hue, self.hue)
+        # Brightness then contrast (blend with the mean gray level) is one affine map
+        # of each channel value: v -> c * b * v + (1 - c) * b * mean_gray.
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        mean = float(gray.mean())
+        lut = np.clip(c * b * np.arange(256) + (1 - c) * b * mean + 0.5, 0, 255).astype(np.uint8)
+        out = cv2.LUT(image, lut)
+        if s != 1.0:
+            gray3 = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            out = cv2.addWeighted(out, s, gray3, 1.0 - s, 0.0)
+        if h != 0.0:
+            hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)  # 8-bit hue is 0..179
+            shift = int(round(h * 180))
+            hue_lut = ((np.arange(256) + shift) % 180).astype(np.uint8)
+            hsv[:, :, 0] = cv2.LUT(hsv[:, :, 0], hue_lut)
+            out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        return out
+
+
+@dataclass
+class ResizedImage:
+    """An image resized for inference and the matrix that did it.
+
+    Attributes:
+        image: ``(H, W, 3)`` resized and padded image.
+        matrix: 3x3, original image pixel -> resized image pixel.
+        valid_hw: ``(h, w)`` of the part holding image content (the rest is padding).
+    """
+
+    image: np.ndarray
+    matrix: np.ndarray
+    valid_hw: tuple[int, int]
+
+    def to_original(self, keypoints: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2+)`` points (x, y first) from resized-image to original pixels."""
+        out = np.array(keypoints, np.float32, copy=True)
+        out[..., :2] = transform_points(out[..., :2], np.linalg.inv(self.matrix))
+        return out
+
+
+def _resize_and_pad(
+    image: np.ndarray,
+    new_hw: tuple[int, int],
+    canvas_hw: tuple[int, int],
+    offset_xy: tuple[int, int],
+    pad_value: int,
+) -> ResizedImage:
+    height, width = image.shape[:2]
+    new_h, new_w = new_hw
+    shrink = new_w < width or new_h < height
+    resized = cv2.resize(
+        image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
+    canvas = np.full((*canvas_hw, image.shape[2]), pad_value, dtype=image.dtype)
+    ox, oy = offset_xy
+    canvas[oy : oy + new_h, ox : ox + new_w] = resized
+    # cv2.resize maps pixel centres as x' = sx (x + 0.5) - 0.5 with sx = new_w / width.
+    sx, sy = new_w / width, new_h / height
+    matrix = np.array(
+        [[sx, 0.0, 0.5 * sx - 0.5 + ox], [0.0, sy, 0.5 * sy - 0.5 + oy], [0.0, 0.0, 1.0]]
+    )
+    return ResizedImage(image=canvas, matrix=matrix, valid_hw=(new_h, new_w))
+
+
+def letterbox(
+    image: np.ndarray, input_size: int | Sequence[int], *, pad_value: int = 0
+) -> ResizedImage:
+    """Resize ``image`` to fit ``input_size`` (int or ``(H, W)``) keeping its aspect
+    ratio, centred and padded with ``pad_value``."""
+    height, width = image.shape[:2]
+    in_h, in_w = _size_hw(input_size)
+    scale = min(in_w / width, in_h / height)
+    new_w = min(in_w, max(1, round(width * scale)))
+    new_h = min(in_h, max(1, round(height * scale)))
+    offset = ((in_w - new_w) // 2, (in_h - new_h) // 2)
+    return _resize_and_pad(image, (new_h, new_w), (in_h, in_w), offset, pad_value)
+
+
+def resize_short_side(
+    image: np.ndarray, short_side: int, *, size_divisor: int = 64, pad_value: int = 0
+) -> ResizedImage:
+    """Resize so the shorter side is ``short_side`` (aspect kept), then pad the right and
+    bottom up to multiples of ``size_divisor`` (HigherHRNet's test-time input)."""
+    height, width = image.shape[:2]
+    scale = short_side / min(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    canvas_w = -(-new_w // size_divisor) * size_divisor
+    canvas_h = -(-new_h // size_divisor) * size_divisor
+    return _resize_and_pad(image, (new_h, new_w), (canvas_h, canvas_w), (0, 0), pad_value)

@@ -1,0 +1,229 @@
+"""Training targets rendered from keypoint annotations, and their inverse for tests.
+
+All functions take ``keypoints`` as a float array (N, J, 3) of ``x, y, v`` per person
+and joint, already in *output-map pixels* with pixel centres at integer coordinates
+(pixel ``(c, r)`` covers ``[c - 0.5, c + 0.5) x [r - 0.5, r + 0.5)``). A joint is
+*labelled* when ``v > 0`` and *inside* a map of size ``(H, W)`` when its nearest pixel
+``(round(x), round(y))`` lies in ``[0, W) x [0, H)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "joint_index_array",
+    "render_heatmaps",
+    "render_limb_fields",
+    "render_tag_maps",
+]
+
+
+def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if keypoints.ndim == 2 and keypoints.shape[0] == 0:
+        keypoints = keypoints.reshape(0, 0, 3)
+    if keypoints.ndim != 3 or keypoints.shape[2] != 3:
+        raise ValueError(f"keypoints must have shape (N, J, 3) of x, y, v; got {keypoints.shape}")
+    return keypoints
+
+
+def _check_size(output_size: tuple[int, int]) -> tuple[int, int]:
+    height, width = (int(s) for s in output_size)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"output_size must be (H, W) with positive entries, got {output_size}")
+    return height, width
+
+
+def _nearest_pixel(keypoints: np.ndarray, height: int, width: int):
+    """Rounded pixel (N, J) int arrays and the mask of labelled joints inside the map."""
+    xi = np.floor(keypoints[..., 0] + 0.5).astype(np.int64)
+    yi = np.floor(keypoints[..., 1] + 0.5).astype(np.int64)
+    valid = (keypoints[..., 2] > 0) & (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+    return xi, yi, valid
+
+
+def render_heatmaps(
+    keypoints: np.ndarray, output_size: tuple[int, int], sigma: float
+) -> np.ndarray:
+    """Gaussian heatmaps, one channel per joint type.
+
+    Every labelled joint inside the map adds ``exp(-((u - x)^2 + (v - y)^2) / (2 sigma^2))``
+    (peak value 1 at the exact sub-pixel position) on the pixels ``(u, v)`` of a
+    window of radius ``3 * sigma`` around it; overlapping people take the maximum.
+
+    Args:
+        keypoints: (N, J, 3) ``x, y, v`` in output pixels.
+        output_size: ``(H, W)`` of the maps.
+        sigma: Gaussian standard deviation in output pixels (> 0).
+
+    Returns:
+        (J, H, W) float32 heatmaps.
+    """
+    keypoints = _check_keypoints(keypoints)
+    height, width = _check_size(output_size)
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    num_joints = keypoints.shape[1]
+    heatmaps = np.zeros((num_joints, height, width), dtype=np.float32)
+    xi, yi, valid = _nearest_pixel(keypoints, height, width)
+    radius = int(np.ceil(3 * sigma))
+    offsets = np.arange(-radius, radius + 1)
+    for n, j in zip(*np.nonzero(valid), strict=True):
+        cols = xi[n, j] + offsets
+        rows = yi[n, j] + offsets
+        cs = (cols >= 0) & (cols < width)
+        rs = (rows >= 0) & (rows < height)
+        gx = np.exp(-((cols[cs] - keypoints[n, j, 0]) ** 2) / (2 * sigma**2))
+        gy = np.exp(-((rows[rs] - keypoints[n, j, 1]) ** 2) / (2 * sigma**2))
+        # The 2-D Gaussian is separable: an outer product instead of a full exp.
+        patch = (gy[:, None] * gx[None, :]).astype(np.float32)
+        region = heatmaps[j, rows[rs][0] : rows[rs][-1] + 1, cols[cs][0] : cols[cs][-1] + 1]
+        np.maximum(region, patch, out=region)
+    return heatmaps
+
+
+def render_limb_fields(
+    keypoints: np.ndarray,
+    limbs: Sequence[tuple[int, int]],
+    output_size: tuple[int, int],
+    width: float,
+) -> np.ndarray:
+    """Part-affinity fields: the unit vector of each limb on the pixels it covers.
+
+    For limb ``l = (a, b)`` and every person with both ends labelled (``v > 0``, even
+    outside the map: the visible part of the limb is still drawn), every pixel whose
+    distance to the segment ``a -> b`` is at most ``width`` receives the unit vector
+    from ``a`` to ``b``. Where several people's limbs cover a pixel the vectors are
+    averaged. Degenerate limbs (both ends at the same point) are skipped.
+
+    Args:
+        keypoints: (N, J, 3) ``x, y, v`` in output pixels.
+        limbs: L joint pairs ``(a, b)``, e.g. ``KeypointSet.limbs``.
+        output_size: ``(H, W)`` of the maps.
+        width: half-width of the field around the segment, in output pixels.
+
+    Returns:
+        (2L, H, W) float32; channel ``2l`` holds the x component of limb ``l``,
+        channel ``2l + 1`` its y component.
+    """
+    keypoints = _check_keypoints(keypoints)
+    height, map_width = _check_size(output_size)
+    if width <= 0:
+        raise ValueError(f"limb field width must be positive, got {width}")
+    limbs = [(int(a), int(b)) for a, b in limbs]
+    num_joints = keypoints.shape[1]
+    for a, b in limbs:
+        if not (0 <= a < num_joints and 0 <= b < num_joints):
+            raise ValueError(f"limb ({a}, {b}) refers to a joint outside 0..{num_joints - 1}")
+    fields = np.zeros((2 * len(limbs), height, map_width), dtype=np.float32)
+    labelled = keypoints[..., 2] > 0
+    for l_index, (a, b) in enumerate(limbs):
+        total = np.zeros((2, height, map_width), dtype=np.float64)
+        count = np.zeros((height, map_width), dtype=np.int32)
+        for n in np.flatnonzero(labelled[:, a] & labelled[:, b]):
+            start, end = keypoints[n, a, :2], keypoints[n, b, :2]
+            direction = end - start
+            length = float(np.hypot(*direction))
+            if length < 1e-6:
+                continue
+            unit = direction / length
+            # Only the bounding box of the capsule can be covered.
+            lo = np.floor(np.minimum(start, end) - width).astype(int)
+            hi = np.ceil(np.maximum(start, end) + width).astype(int)
+            x0, y0 = max(lo[0], 0), max(lo[1], 0)
+            x1, y1 = min(hi[0], map_width - 1), min(hi[1], height - 1)
+            if x0 > x1 or y0 > y1:
+                continue
+            gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+            rel_x, rel_y = gx - start[0], gy - start[1]
+            along = np.clip(rel_x * unit[0] + rel_y * unit[1], 0.0, length)
+            dist2 = (rel_x - along * unit[0]) ** 2 + (rel_y - along * unit[1]) ** 2
+            inside = dist2 <= width**2
+            total[0, y0 : y1 + 1, x0 : x1 + 1][inside] += unit[0]
+            total[1, y0 : y1 + 1, x0 : x1 + 1][inside] += unit[1]
+            count[y0 : y1 + 1, x0 : x1 + 1][inside] += 1
+        covered = count > 0
+        fields[2 * l_index][covered] = total[0][covered] / count[covered]
+        fields[2 * l_index + 1][covered] = total[1][covered] / count[covered]
+    return fields
+
+
+def joint_index_array(
+    keypoints: np.ndarray, output_size: tuple[int, int], max_people: int
+) -> np.ndarray:
+    """Flat pixel indices of every joint, for the associative-embedding (tag) loss.
+
+    As HigherHRNet's ``JointsGenerator``: entry ``[n, j]`` is ``(y * W + x, 1)`` at the
+    joint's nearest pixel when the joint is labelled and inside the map, ``(0, 0)``
+    otherwise. People beyond ``max_people`` are dropped; missing rows are zeros.
+
+    Returns:
+        (max_people, J, 2) int64.
+    """
+    keypoints = _check_keypoints(keypoints)
+    height, width = _check_size(output_size)
+    if max_people < 0:
+        raise ValueError(f"max_people must be >= 0, got {max_people}")
+    keypoints = keypoints[:max_people]
+    out = np.zeros((max_people, keypoints.shape[1], 2), dtype=np.int64)
+    xi, yi, valid = _nearest_pixel(keypoints, height, width)
+    n = keypoints.shape[0]
+    out[:n, :, 0] = np.where(valid, yi * width + xi, 0)
+    out[:n, :, 1] = valid
+    return out
+
+
+def render_tag_maps(
+    keypoints: np.ndarray,
+    tag_values: np.ndarray,
+    output_size: tuple[int, int],
+    radius: float,
+) -> np.ndarray:
+    """Ideal associative-embedding tag maps (what a perfectly trained network outputs).
+
+    Each labelled joint inside the map writes its person's tag on the pixels within
+    ``radius`` (Euclidean, pixel centres) of its nearest pixel. Where two people's
+    discs overlap, the pixel takes the tag of the closer joint (ties: the earlier
+    person). Pixels far from every joint are 0. Used to test and benchmark the tag
+    grouping on known poses.
+
+    Args:
+        keypoints: (N, J, 3) ``x, y, v`` in output pixels.
+        tag_values: (N,) one scalar tag per person, or (N, D) for D-dimensional tags.
+        output_size: ``(H, W)``.
+        radius: disc radius in pixels (>= 0).
+
+    Returns:
+        (J, H, W) float32 for scalar tags, (J, H, W, D) for (N, D) tags.
+    """
+    keypoints = _check_keypoints(keypoints)
+    height, width = _check_size(output_size)
+    tag_values = np.asarray(tag_values, dtype=np.float32)
+    scalar = tag_values.ndim == 1
+    values = tag_values.reshape(tag_values.shape[0], -1) if tag_values.ndim else tag_values
+    if values.ndim != 2 or values.shape[0] != keypoints.shape[0]:
+        raise ValueError(
+            f"tag_values must have shape (N,) or (N, D) with N = {keypoints.shape[0]} people, "
+            f"got {tag_values.shape}"
+        )
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    num_joints, dim = keypoints.shape[1], values.shape[1]
+    tags = np.zeros((num_joints, height, width, dim), dtype=np.float32)
+    best = np.full((num_joints, height, width), np.inf)
+    xi, yi, valid = _nearest_pixel(keypoints, height, width)
+    r = int(np.floor(radius))
+    for n, j in zip(*np.nonzero(valid), strict=True):
+        y0, y1 = max(yi[n, j] - r, 0), min(yi[n, j] + r, height - 1)
+        x0, x1 = max(xi[n, j] - r, 0), min(xi[n, j] + r, width - 1)
+        gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+        d2 = (gx - keypoints[n, j, 0]) ** 2 + (gy - keypoints[n, j, 1]) ** 2
+        disc = (gx - xi[n, j]) ** 2 + (gy - yi[n, j]) ** 2 <= radius**2
+        window = best[j, y0 : y1 + 1, x0 : x1 + 1]
+        closer = disc & (d2 < window)
+        window[closer] = d2[closer]
+        tags[j, y0 : y1 + 1, x0 : x1 + 1][closer] = values[n]
+    return tags[..., 0] if scalar else tags

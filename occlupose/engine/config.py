@@ -1,0 +1,309 @@
+"""Training recipes: typed dataclasses read from YAML, with ``key.sub=value`` overrides.
+
+A recipe (``configs/*.yaml``) has the sections of :class:`TrainConfig`. Sections
+``loss``, ``adversarial``, ``optimizer`` and ``validation`` are the settings
+dataclasses the training module takes; ``model``, ``data``, ``discriminator`` and
+``trainer`` describe what :mod:`occlupose.engine.build` constructs. Every key is
+checked: an unknown key or a value of the wrong type is a :class:`ConfigError` that
+names the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from occlupose.engine.module import AdversarialSettings, LossWeights, OptimizerSettings
+from occlupose.engine.validation import DecodeSettings
+from occlupose.utils.io import atomic_write
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DiscriminatorConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A training recipe is unusable; the message names the file or key and the problem."""
+
+
+@dataclass
+class ModelConfig:
+    """The network.
+
+    Attributes:
+        preset: a name of :data:`occlupose.models.PRESETS`.
+        overrides: keyword arguments for the preset (e.g. ``attention: none``).
+        init_weights: an ImageNet HRNet or HigherHRNet/occlupose checkpoint to start
+            from (:func:`occlupose.models.load_weights`), or None.
+    """
+
+    preset: str = "hrgr_w32_512"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init_weights: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how samples are made.
+
+    ``layout`` is ``coco``, ``crowdpose`` or ``ochuman`` (standard folder layout under
+    ``root``, see :func:`occlupose.data.from_layout`) or ``files`` (explicit
+    ``*_annotations`` COCO-format files and ``*_images`` folders).
+
+    Augmentation follows HigherHRNet's parameters: ``crop_scale_range`` is the size of
+    the crop relative to the image fitted into the input (``[0.75, 1.5]``: people appear
+    1/1.5 to 1/0.75 times as large), ``max_translation_px`` is in input pixels.
+    """
+
+    layout: str = "coco"
+    root: str | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    train_annotations: str | None = None
+    train_images: str | None = None
+    val_annotations: str | None = None
+    val_images: str | None = None
+    input_size: int = 512
+    sigma: float = 2.0
+    max_rotation: float = 30.0
+    crop_scale_range: tuple[float, float] = (0.75, 1.5)
+    max_translation_px: float = 40.0
+    flip_probability: float = 0.5
+    color_jitter: bool = False
+    occluder_probability: float = 0.0
+    max_occluders: int = 3
+    v1_is_hidden: bool = False
+    limb_width: float = 1.0
+    max_people: int = 30
+    batch_size: int = 12
+    val_batch_size: int | None = None
+    num_workers: int = 4
+    val_max_images: int | None = None
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The pose discriminator (built only when ``adversarial.weight > 0``)."""
+
+    hidden_channels: int = 64
+    num_levels: int = 4
+    condition_on_features: bool = False
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings.
+
+    Attributes:
+        max_epochs: training length.
+        max_time: wall-clock limit ``"DD:HH:MM:SS"``, or None.
+        accelerator: ``auto``, ``gpu``, ``cpu``.
+        devices: processes per node (``-1``: all GPUs).
+        num_nodes: nodes.
+        strategy: ``auto`` (DDP when there are several processes, with unused-parameter
+            detection when the discriminator or an unused head needs it) or a Lightning
+            strategy name.
+        precision: ``32-true``, ``16-mixed``, ``bf16-mixed``.
+        sync_batchnorm: synchronise BatchNorm statistics across processes.
+        check_val_every_n_epoch: validation period (0: never).
+        checkpoint_every_n_steps: write ``last.ckpt`` every this many optimiser steps
+            (0: only at epoch ends).
+        log_every_n_steps: logging period.
+        logger: ``tensorboard``, ``csv``, ``none`` or ``auto`` (TensorBoard when installed).
+        progress_bar: show rich progress bars.
+        deterministic: ask torch for deterministic kernels (slower on GPU).
+    """
+
+    max_epochs: int = 300
+    max_time: str | None = None
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    sync_batchnorm: bool = False
+    check_val_every_n_epoch: int = 10
+    checkpoint_every_n_steps: int = 1000
+    log_every_n_steps: int = 50
+    logger: str = "auto"
+    progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """A complete training recipe."""
+
+    name: str = "run"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    validation: DecodeSettings = field(default_factory=DecodeSettings)
+
+
+# ---------------------------------------------------------------------------- parsing
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a type annotation, converting YAML's spellings."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(annotation, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
+        return tuple(
+            _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if annotation is float:
+        # PyYAML reads "1e-3" (no dot) as a string; accept it.
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # e.g. precision: 16
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {annotation!r}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}"
+        )
+    kwargs = {
+        name: _coerce(value, hints[name], f"{where}.{name}" if where else name)
+        for name, value in values.items()
+    }
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def config_from_dict(values: dict[str, Any], where: str = "") -> TrainConfig:
+    """Build a :class:`TrainConfig` from nested plain data (missing keys keep defaults)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: top level must be a mapping")
+    return _build(TrainConfig, values, where)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The config as nested plain data (tuples become lists), e.g. to write YAML."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to nested data."""
+    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+            else:
+                child = node[part] = dict(child)
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({error})") from None
+    return values
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML recipe and apply ``section.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    try:
+        return config_from_dict(apply_overrides(values, overrides or []))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML, atomically."""
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,178 @@
+"""Data loading that resumes exactly: per-epoch deterministic order, mid-epoch restarts.
+
+Lightning 2.x restores the loop counters of a checkpoint saved in the middle of an
+epoch, but it restarts an ordinary ``DataLoader`` from its first batch (it only warns
+that the loader is "not resumable"), so a resumed run would see the images of the
+epoch's first batches twice and never see the last ones. The pieces here make the
+data order a pure function of ``(seed, epoch, position)`` and let Lightning save and
+restore the position:
+
+* :class:`EpochSampler` yields ``(epoch, index)`` pairs in an order fixed by
+  ``(seed, epoch)``, sharded over DDP ranks like ``DistributedSampler``, and can
+  start part-way through an epoch.
+* :class:`EpochIndexedDataset` passes the epoch to ``dataset.set_epoch`` before
+  reading ``index``, so augmentations are a function of ``(seed, epoch, index)`` in
+  any worker process, persistent workers included.
+* :class:`ResumableDataLoader` implements ``state_dict`` / ``load_state_dict``
+  (Lightning's ``_Stateful`` protocol): the state is the epoch and the number of
+  batches handed to the training loop; on a mid-epoch restart Lightning loads it
+  before creating the iterator, and the loader skips the batches already trained on
+  (without reading their images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = ["EpochIndexedDataset", "EpochSampler", "ResumableDataLoader", "ShardSampler"]
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Shuffled (or ordered) indices of one epoch, for one DDP rank, as ``(epoch, index)``.
+
+    The permutation of epoch ``e`` is ``numpy.random.default_rng((seed, e))`` applied to
+    ``range(num_samples)``; it is padded by repeating its head to a multiple of
+    ``num_replicas`` and rank ``r`` takes positions ``r, r + R, r + 2R, ...`` (the
+    ``DistributedSampler`` layout), so every rank has the same number of samples.
+
+    Args:
+        num_samples: dataset length.
+        seed: seed of the order.
+        shuffle: shuffle each epoch (False: ``0, 1, 2, ...`` every epoch).
+        num_replicas: number of DDP processes.
+        rank: this process.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError("EpochSampler needs at least one sample")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.epoch = 0
+        self.start = 0  # samples of this rank to skip in the next iteration only
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the order of ``epoch`` (Lightning calls this before every epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.num_replicas)  # ceil
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """This rank's dataset indices of ``epoch``, in order (the whole epoch)."""
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, epoch)).permutation(self.num_samples)
+        else:
+            order = np.arange(self.num_samples)
+        total = len(self) * self.num_replicas
+        if total > self.num_samples:
+            order = np.concatenate([order, order[: total - self.num_samples]])
+        return order[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        start, self.start = self.start, 0
+        epoch = self.epoch
+        for index in self.indices(epoch)[start:]:
+            yield epoch, int(index)
+
+
+class ShardSampler(Sampler[int]):
+    """Every ``num_replicas``-th index from ``rank``, in order (evaluation, no padding)."""
+
+    def __init__(self, num_samples: int, *, num_replicas: int = 1, rank: int = 0) -> None:
+        self.indices = list(range(rank, num_samples, num_replicas))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+class EpochIndexedDataset(Dataset):
+    """``dataset`` indexed by ``(epoch, index)``: calls ``dataset.set_epoch(epoch)`` first.
+
+    Datasets without ``set_epoch`` are read unchanged.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        assert isinstance(self.dataset, Sized)
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+        return self.dataset[index]
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over an :class:`EpochSampler` that can restart mid-epoch.
+
+    ``state_dict()`` is ``{"epoch", "batches"}``: the sampler's epoch and the number of
+    batches of that epoch handed out so far. Lightning's training loop does not fetch
+    ahead from loaders with a length, so "handed out" is "trained on" when Lightning
+    saves a checkpoint at the end of a batch. ``load_state_dict`` makes the next
+    iteration start at that batch; ``len()`` stays the full epoch's length, which is
+    what Lightning expects when it restores its batch counter.
+
+    Keyword arguments other than ``sampler`` are those of ``DataLoader``; the dataset is
+    wrapped in :class:`EpochIndexedDataset`.
+    """
+
+    def __init__(self, dataset: Dataset, *, sampler: EpochSampler, **kwargs: Any) -> None:
+        if kwargs.get("batch_sampler") is not None or kwargs.get("shuffle"):
+            raise ValueError("ResumableDataLoader takes its order from `sampler` only")
+        super().__init__(EpochIndexedDataset(dataset), sampler=sampler, **kwargs)
+        self._skip_batches = 0
+        self._batches_handed_out = 0
+
+    @property
+    def epoch_sampler(self) -> EpochSampler:
+        assert isinstance(self.sampler, EpochSampler)
+        return self.sampler
+
+    def __iter__(self) -> Iterator[Any]:
+        skip, self._skip_batches = self._skip_batches, 0
+        assert self.batch_size is not None
+        self.epoch_sampler.start = skip * self.batch_size
+        self._batches_handed_out = skip
+        # A generator, so the counter follows what the consumer has taken, not what the
+        # worker processes have prefetched.
+        return self._count(super().__iter__())
+
+    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            self._batches_handed_out += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch_sampler.epoch, "batches": self._batches_handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch_sampler.set_epoch(int(state["epoch"]))
+        batches = int(state["batches"])
+        # A checkpoint written after the epoch's last batch: Lightning moves on to the
+        # next epoch and sets its sampler epoch; nothing is left to skip.
+        self._skip_batches = batches if batches < len(self) else 0

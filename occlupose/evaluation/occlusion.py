@@ -1,0 +1,273 @@
+"""Accuracy under occlusion: AP per occlusion bin and keypoint-level localisation rates.
+
+Per-person bins (annotated occlusion rate, overlap with other people) evaluate the
+whole results file while ignoring the ground-truth people outside the bin: they are
+neither true nor false positives, and neither are the detections attributed to them
+(see :class:`~occlupose.evaluation.coco_eval.KeypointCOCOeval`). Per-image bins (the
+CrowdPose crowd index) evaluate only the images in the bin, as crowdposetools does.
+
+Attributes of a ground-truth person:
+
+* occlusion rate: ``#(v == 1) / #(v > 0)``, labelled but hidden keypoints over labelled
+  keypoints (COCO's flags; synthetic data uses its rendered visibility the same way).
+  Not meaningful for CrowdPose, whose head/neck are always ``v = 1``.
+* overlap: the largest box IoU with another annotated person of the same image.
+* crowd index: the image's ``crowdIndex`` (CrowdPose).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from occlupose.evaluation.coco_eval import KeypointCOCOeval, summarize
+from occlupose.evaluation.inputs import EvaluationError
+
+__all__ = [
+    "DEFAULT_CROWD_INDEX_BINS",
+    "DEFAULT_OCCLUSION_BINS",
+    "DEFAULT_OVERLAP_BINS",
+    "Bin",
+    "ap_per_bin",
+    "bins_from_edges",
+    "crowd_index_per_image",
+    "keypoint_localisation",
+    "occlusion_rate_per_person",
+    "overlap_per_person",
+]
+
+
+@dataclass(frozen=True)
+class Bin:
+    """An interval of a per-person (or per-image) attribute.
+
+    ``low == high`` with ``closed_low`` is the single value ``low`` (e.g. "no occlusion").
+    """
+
+    low: float
+    high: float
+    closed_low: bool = False
+    closed_high: bool = True
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        above = values >= self.low if self.closed_low else values > self.low
+        below = values <= self.high if self.closed_high else values < self.high
+        return above & below  # NaN (attribute undefined) is in no bin
+
+    @property
+    def label(self) -> str:
+        if self.low == self.high:
+            return f"{self.low:g}"
+        if math.isinf(self.high):
+            return f"{'≥' if self.closed_low else '>'} {self.low:g}"
+        left = "[" if self.closed_low else "("
+        right = "]" if self.closed_high else ")"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+def bins_from_edges(edges: Sequence[float], *, zero_bin: bool = True) -> tuple[Bin, ...]:
+    """Right-closed bins between increasing edges, plus ``> last edge``.
+
+    ``bins_from_edges([0, 0.2, 0.4])`` gives ``0``, ``(0, 0.2]``, ``(0.2, 0.4]``,
+    ``> 0.4``; with ``zero_bin=False`` the first bin is ``[0, 0.2]`` instead.
+    """
+    edges = [float(e) for e in edges]
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"bin edges must be increasing, got {edges}")
+    bins = []
+    if zero_bin:
+        bins.append(Bin(edges[0], edges[0], closed_low=True))
+    for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
+        bins.append(Bin(a, b, closed_low=(i == 0 and not zero_bin)))
+    bins.append(Bin(edges[-1], math.inf))
+    return tuple(bins)
+
+
+DEFAULT_OCCLUSION_BINS = bins_from_edges([0.0, 0.2, 0.4])
+DEFAULT_OVERLAP_BINS = bins_from_edges([0.0, 0.1, 0.3, 0.5])
+# crowdposetools' easy / medium / hard split: < 0.2, [0.2, 0.8), >= 0.8.
+DEFAULT_CROWD_INDEX_BINS = (
+    Bin(0.0, 0.2, closed_low=True, closed_high=False),
+    Bin(0.2, 0.8, closed_low=True, closed_high=False),
+    Bin(0.8, math.inf, closed_low=True),
+)
+
+
+def occlusion_rate_per_person(coco_gt) -> dict[int, float]:
+    """Annotation id -> ``#(v == 1) / #(v > 0)``; NaN for people without labelled keypoints."""
+    rates = {}
+    for ann_id, ann in coco_gt.anns.items():
+        v = np.asarray(ann["keypoints"][2::3])
+        labelled = np.count_nonzero(v > 0)
+        rates[ann_id] = np.count_nonzero(v == 1) / labelled if labelled else math.nan
+    return rates
+
+
+def _box_iou(boxes: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) ``x, y, w, h`` boxes."""
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    iw = np.clip(np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None]), 0, None)
+    ih = np.clip(np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None]), 0, None)
+    inter = iw * ih
+    area = boxes[:, 2] * boxes[:, 3]
+    union = area[:, None] + area[None] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def overlap_per_person(coco_gt) -> dict[int, float]:
+    """Annotation id -> largest box IoU with another annotated person of its image (0 if alone)."""
+    overlaps = {}
+    for img_id, anns in coco_gt.imgToAnns.items():
+        del img_id
+        if len(anns) == 1:
+            overlaps[anns[0]["id"]] = 0.0
+            continue
+        iou = _box_iou(np.asarray([a["bbox"] for a in anns], dtype=np.float64))
+        np.fill_diagonal(iou, 0.0)
+        for ann, value in zip(anns, iou.max(axis=1), strict=True):
+            overlaps[ann["id"]] = float(value)
+    return overlaps
+
+
+def crowd_index_per_image(coco_gt, gt_name: str = "") -> dict[int, float]:
+    """Image id -> ``crowdIndex`` (CrowdPose)."""
+    out = {}
+    for image in coco_gt.dataset["images"]:
+        if "crowdIndex" not in image:
+            raise EvaluationError(f"{gt_name}: image {image['id']} has no 'crowdIndex'")
+        out[image["id"]] = float(image["crowdIndex"])
+    return out
+
+
+def _evaluated_people(evaluator: KeypointCOCOeval) -> list[int]:
+    """Ids of the people AP counts: not crowd regions, at least one labelled keypoint."""
+    return [
+        ann_id
+        for ann_id, ann in evaluator.cocoGt.anns.items()
+        if not ann["iscrowd"] and ann["num_keypoints"] > 0
+    ]
+
+
+def ap_per_bin(
+    evaluator: KeypointCOCOeval,
+    values: Mapping[int, float],
+    bins: Sequence[Bin],
+    *,
+    per_image: bool = False,
+    restore: bool = True,
+) -> list[dict]:
+    """AP, AP50, AP75, AR, AR50, AR75 of each bin of a person or image attribute.
+
+    Args:
+        evaluator: an evaluator that has run on all images.
+        values: annotation id -> attribute (``per_image=False``), or image id ->
+            attribute (``per_image=True``).
+        bins: the bins to report.
+        per_image: evaluate only the images in the bin instead of ignoring people.
+        restore: re-run the evaluator on all images afterwards, so that it is left as
+            it was (skip when the caller does not use it any more).
+
+    Returns:
+        One dict per bin: ``label``, ``low``, ``high``, ``num_people`` (evaluated people
+        in the bin), ``num_images`` (per-image bins) and the metrics, which are None for
+        a bin without people.
+    """
+    people = _evaluated_people(evaluator)
+    rows = []
+    for b in bins:
+        row: dict = {"label": b.label, "low": b.low, "high": b.high}
+        if per_image:
+            img_ids = [i for i, v in values.items() if b.contains(v)]
+            img_set = set(img_ids)
+            members = [a for a in people if evaluator.cocoGt.anns[a]["image_id"] in img_set]
+            row["num_images"] = len(img_ids)
+        else:
+            inside = {a for a in people if b.contains(values.get(a, math.nan))}
+            members = list(inside)
+        row["num_people"] = len(members)
+        if not members:
+            row.update(dict.fromkeys(("AP", "AP50", "AP75", "AR", "AR50", "AR75")))
+        elif per_image:
+            evaluator.run(img_ids, all_areas_only=True)
+            row.update(summarize(evaluator))
+        else:
+            evaluator.run(ignored_gt_ids=frozenset(people) - inside, all_areas_only=True)
+            row.update(summarize(evaluator))
+        rows.append(row)
+    if restore:
+        evaluator.run()
+    return rows
+
+
+def keypoint_localisation(
+    evaluator: KeypointCOCOeval,
+    *,
+    match_oks: float = 0.5,
+    ks_thresholds: Sequence[float] = (0.5, 0.75),
+) -> dict:
+    """How well visible (``v = 2``) and hidden (``v = 1``) keypoints of found people are placed.
+
+    People are matched by pycocotools' greedy OKS matching at ``match_oks`` (one of the
+    evaluator's OKS thresholds, all area ranges, maxDets). For each labelled keypoint
+    of a matched person the per-keypoint similarity is
+    ``ks = exp(-d² / (2 s² k²))`` with ``d`` the pixel distance, ``s² `` the person
+    area and ``k = 2 σ`` (the terms whose mean is OKS).
+
+    Returns:
+        ``{"match_oks", "people", "matched_people", "visible": {...}, "hidden": {...}}``
+        where each of visible/hidden has ``count`` (keypoints of matched people),
+        ``mean_ks`` and ``rate`` mapping each threshold (as a string) to the fraction
+        with ``ks >= threshold`` (None when ``count`` is 0).
+    """
+    p = evaluator.params
+    t = np.flatnonzero(np.isclose(p.iouThrs, match_oks))
+    if t.size == 0:
+        raise ValueError(f"match_oks {match_oks} is not one of the OKS thresholds {p.iouThrs}")
+    t = int(t[0])
+    variances = (2.0 * np.asarray(p.kpt_oks_sigmas)) ** 2
+    all_range = list(p.areaRng[p.areaRngLbl.index("all")])
+    ks_by_flag: dict[int, list[np.ndarray]] = defaultdict(list)
+    num_people = num_matched = 0
+    for e in evaluator.evalImgs:
+        if e is None or list(e["aRng"]) != all_range:
+            continue
+        for gt_id, dt_id, ignored in zip(e["gtIds"], e["gtMatches"][t], e["gtIgnore"], strict=True):
+            if ignored:
+                continue
+            num_people += 1
+            if dt_id == 0:
+                continue
+            num_matched += 1
+            gt = evaluator.cocoGt.anns[gt_id]
+            dt = evaluator.cocoDt.anns[int(dt_id)]
+            g = np.asarray(gt["keypoints"], dtype=np.float64).reshape(-1, 3)
+            d = np.asarray(dt["keypoints"], dtype=np.float64).reshape(-1, 3)
+            sq_dist = ((d[:, :2] - g[:, :2]) ** 2).sum(axis=1)
+            ks = np.exp(-sq_dist / variances / (gt["area"] + np.spacing(1)) / 2.0)
+            for flag in (1, 2):
+                ks_by_flag[flag].append(ks[g[:, 2] == flag])
+
+    def rates(flag: int) -> dict:
+        ks = np.concatenate(ks_by_flag[flag]) if ks_by_flag[flag] else np.zeros(0)
+        return {
+            "count": int(ks.size),
+            "mean_ks": float(ks.mean()) if ks.size else None,
+            "rate": {
+                f"{thr:g}": (float(np.mean(ks >= thr)) if ks.size else None)
+                for thr in ks_thresholds
+            },
+        }
+
+    return {
+        "match_oks": float(p.iouThrs[t]),
+        "people": num_people,
+        "matched_people": num_matched,
+        "visible": rates(2),
+        "hidden": rates(1),
+    }

@@ -1,0 +1,79 @@
+"""Weights shipped inside the package, and resolving a name or a path to a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from occlupose.structures import KeypointSet, get_keypoint_set
+from occlupose.utils.io import atomic_torch_save
+
+__all__ = ["BUNDLED_WEIGHTS", "resolve_weights", "save_pretrained"]
+
+_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+#: Names of weights that ship with occlupose -> file inside ``occlupose/weights``.
+BUNDLED_WEIGHTS: dict[str, str] = {}
+
+
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """The checkpoint file for a path or the name of bundled weights.
+
+    Raises:
+        FileNotFoundError: neither an existing file nor a bundled name, with the
+            list of bundled names.
+    """
+    name = str(weights)
+    if name in BUNDLED_WEIGHTS:
+        path = _WEIGHTS_DIR / BUNDLED_WEIGHTS[name]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"bundled weights {name!r} are missing from the installation ({path}); "
+                "reinstall occlupose"
+            )
+        return path
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    bundled = ", ".join(sorted(BUNDLED_WEIGHTS)) or "none"
+    raise FileNotFoundError(
+        f"no checkpoint file at {path} and no bundled weights of that name (bundled: {bundled}). "
+        "occlupose never downloads weights: give the path of a local checkpoint, e.g. an "
+        "official HigherHRNet file with preset='higherhrnet_w32_512'."
+    )
+
+
+def save_pretrained(
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    preset: str,
+    keypoint_set: KeypointSet | str,
+    model_kwargs: dict[str, Any] | None = None,
+    input_size: int | None = None,
+    half: bool = False,
+    **extra: Any,
+) -> Path:
+    """Write a self-describing checkpoint that ``Predictor.from_pretrained`` loads alone.
+
+    The file holds ``state_dict`` and an ``occlupose`` block: the preset, the keypoint
+    set's name, the preset overrides (``model_kwargs``), the input size and any extra
+    JSON-like metadata (e.g. training data and metrics for a model card). With
+    ``half`` floating-point tensors are stored in float16 (half the size; they are
+    cast back to float32 when loaded).
+    """
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "preset": preset,
+        "keypoint_set": get_keypoint_set(keypoint_set).name,
+        "model_kwargs": dict(model_kwargs or {}),
+        **({"input_size": int(input_size)} if input_size else {}),
+        **extra,
+    }
+    return atomic_torch_save(path, {"state_dict": state, "occlupose": meta})

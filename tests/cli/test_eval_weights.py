@@ -1,0 +1,34 @@
+"""``occlupose eval --weights``: run a model on a dataset, with controlled occlusion."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from occlupose.cli import app
+from occlupose.data.synthetic import generate_dataset
+
+runner = CliRunner(env={"COLUMNS": "240"})
+
+
+def test_eval_runs_the_model_and_the_occlusion_curve(tiny_checkpoint, tmp_path):
+    weights, _ = tiny_checkpoint
+    ann = generate_dataset(tmp_path / "synth", 3, seed=1, size=64, progress=False)
+    out = tmp_path / "report"
+    args = ["eval", "--weights", str(weights), "--ann", str(ann), "--images"]
+    args += [str(ann.parent / "images"), "--occlude", "0.3", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "results_occlusion0.00.json").is_file()
+    assert (out / "results_occlusion0.30.json").is_file()
+    report = json.loads((out / "report.json").read_text())
+    curve = report["controlled_occlusion"]["tiny"]
+    assert [point["rate"] for point in curve] == [0.0, 0.3]
+    assert 0.0 <= report["models"]["tiny"]["metrics"]["AP"] <= 1.0
+
+
+def test_eval_needs_exactly_one_source(tmp_path):
+    result = runner.invoke(app, ["eval", "--ann", str(tmp_path / "gt.json")])
+    assert result.exit_code == 2
+    assert "either --results or --weights" in result.output

@@ -1,0 +1,71 @@
+"""``occlupose predict`` and ``occlupose export`` on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from occlupose.cli import app
+
+runner = CliRunner(env={"COLUMNS": "240"})
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "000000000785.jpg"), rng.integers(0, 255, (70, 90, 3), np.uint8))
+    cv2.imwrite(str(folder / "gray.png"), rng.integers(0, 255, (64, 48), np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    video = folder / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        writer.write(rng.integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    return folder
+
+
+def test_predict_folder_and_video(tiny_checkpoint, inputs, tmp_path):
+    path, _ = tiny_checkpoint
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["predict", str(inputs), "--weights", str(path), "--out", str(out), "--min-score", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    # Two images and the video processed; the text file and the broken JPEG reported.
+    assert (out / "000000000785_pose.jpg").is_file() and (out / "gray_pose.jpg").is_file()
+    assert (out / "clip_pose.mp4").is_file()
+    assert "processed 3 of 5 inputs" in result.output
+    assert "notes.txt" in result.output and "broken.jpg" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert {r["file_name"] for r in results} <= {"000000000785.jpg", "gray.png", "clip.avi"}
+    for r in results:
+        assert len(r["keypoints"]) == 17 * 3 and 0 <= r["score"] <= 1
+        if r["file_name"] == "000000000785.jpg":
+            assert r["image_id"] == 785  # COCO file names give the image id
+    overlay = cv2.imread(str(out / "000000000785_pose.jpg"))
+    assert overlay.shape == (70, 90, 3)
+
+
+def test_predict_reports_missing_inputs(tiny_checkpoint, tmp_path):
+    path, _ = tiny_checkpoint
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--weights", str(path)])
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+
+
+def test_export_onnx_matches_pytorch(tiny_checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    path, _ = tiny_checkpoint
+    onnx_path = tmp_path / "tiny.onnx"
+    result = runner.invoke(app, ["export", "--weights", str(path), "--out", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    assert onnx_path.is_file()
+    assert "heatmaps_stride4" in result.output and "limbs_stride4" in result.output
+    error = float(result.output.split("max abs difference")[1].split()[0])
+    assert error < 1e-4

@@ -1,0 +1,69 @@
+"""Fixtures of the engine tests: a tiny synthetic data set and tiny training recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from occlupose.data.synthetic.generate import generate_dataset
+from occlupose.engine.config import TrainConfig, apply_overrides, config_from_dict
+
+# A few thousand parameters: one block per branch, widths 8..64.
+TINY_MODEL = dict(
+    stem_inplanes=16,
+    stage_channels=[[8, 16], [8, 16, 32], [8, 16, 32, 64]],
+    stage_blocks=[[1, 1], [1, 1, 1], [1, 1, 1, 1]],
+    stage_modules=[1, 1, 1],
+    deconv_channels=8,
+    deconv_basic_blocks=1,
+    completion_channels=8,
+)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """12 training and 4 validation images of 64 x 64 pixels (``occlupose synth``)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root / "train", 12, seed=0, size=64, progress=False)
+    generate_dataset(root / "val", 4, seed=1, size=64, progress=False)
+    return root
+
+
+def make_tiny_config(data_root: Path, *overrides: str, **sections: dict[str, Any]) -> TrainConfig:
+    """A CPU recipe of the tiny HRGR-Net on the tiny data; sections and overrides update it."""
+    values: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 0,
+        "model": {"preset": "hrgr_small", "overrides": dict(TINY_MODEL)},
+        "data": {
+            "layout": "files",
+            "train_annotations": str(data_root / "train" / "annotations.json"),
+            "train_images": str(data_root / "train" / "images"),
+            "val_annotations": str(data_root / "val" / "annotations.json"),
+            "val_images": str(data_root / "val" / "images"),
+            "input_size": 64,
+            "batch_size": 4,
+            "num_workers": 0,
+            "v1_is_hidden": True,
+        },
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 2,
+            "check_val_every_n_epoch": 0,
+            "checkpoint_every_n_steps": 1,
+            "log_every_n_steps": 1,
+            "logger": "none",
+            "progress_bar": False,
+        },
+    }
+    for name, changes in sections.items():
+        values.setdefault(name, {}).update(changes)
+    return config_from_dict(apply_overrides(values, list(overrides)))
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """:func:`make_tiny_config`: ``tiny_config(data_root, "key=value", ..., section={...})``."""
+    return make_tiny_config

@@ -1,0 +1,103 @@
+"""Recipes: the shipped YAML files, overrides and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from occlupose.engine.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_every_shipped_recipe_loads():
+    names = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    expected = [
+        f"{kind}_{size}_{data}"
+        for kind in ("higherhrnet", "hrgr")
+        for size in ("w32_512", "w48_640")
+        for data in ("coco", "crowdpose")
+    ] + ["higherhrnet_small_synthetic", "hrgr_small_synthetic"]
+    assert names == sorted(expected)
+    for name in names:
+        config = load_config(CONFIGS / f"{name}.yaml")
+        assert config.name == name
+
+
+def test_higherhrnet_recipe_is_the_published_one():
+    c = load_config(CONFIGS / "higherhrnet_w32_512_coco.yaml")
+    assert c.model.preset == "higherhrnet_w32_512"
+    assert (c.optimizer.lr, c.optimizer.milestones, c.optimizer.gamma) == (1e-3, (200, 260), 0.1)
+    assert c.trainer.max_epochs == 300
+    assert (c.data.input_size, c.data.sigma, c.data.batch_size) == (512, 2.0, 12)
+    assert (c.data.max_rotation, c.data.crop_scale_range, c.data.max_translation_px) == (
+        30.0,
+        (0.75, 1.5),
+        40.0,
+    )
+    assert (c.loss.push, c.loss.pull, c.loss.heatmap) == (1e-3, 1e-3, (1.0, 1.0))
+    assert c.adversarial.weight == 0.0 and c.data.occluder_probability == 0.0
+    assert not c.data.v1_is_hidden  # HigherHRNet's targets: every labelled joint
+
+
+def test_synthetic_baseline_is_hrgr_small_without_its_modules_and_same_budget():
+    hrgr = config_to_dict(load_config(CONFIGS / "hrgr_small_synthetic.yaml"))
+    base = config_to_dict(load_config(CONFIGS / "higherhrnet_small_synthetic.yaml"))
+    assert base["model"] == {
+        "preset": "hrgr_small",
+        "overrides": {
+            "attention": "none",
+            "multi_scale_fusion": False,
+            "completion": False,
+            "num_limbs": 0,
+        },
+        "init_weights": None,
+    }
+    for section in ("optimizer", "trainer"):
+        assert hrgr[section] == base[section]
+    assert hrgr["seed"] == base["seed"]
+    same_data = {k: v for k, v in hrgr["data"].items() if k != "v1_is_hidden"}
+    assert same_data == {k: v for k, v in base["data"].items() if k != "v1_is_hidden"}
+
+
+def test_overrides_parse_yaml_and_accept_exponent_floats(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\noptimizer:\n  lr: 1e-3\n")  # PyYAML reads 1e-3 as a string
+    config = load_config(
+        path, ["optimizer.milestones=[5, 8]", "trainer.devices=4", "model.overrides.attention=all"]
+    )
+    assert config.optimizer.lr == 1e-3
+    assert config.optimizer.milestones == (5, 8)
+    assert config.trainer.devices == 4
+    assert config.model.overrides == {"attention": "all"}
+    assert config.data == TrainConfig().data  # untouched sections keep their defaults
+
+
+def test_unknown_keys_and_bad_values_name_the_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optimizer:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*optimizer.*learning_rate.*valid keys.*lr"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="trainer.devices: expected an integer"):
+        config_from_dict({"trainer": {"devices": "two"}})
+    with pytest.raises(ConfigError, match="loss.*first_stage_targets"):
+        config_from_dict({"loss": {"first_stage_targets": "sometimes"}})
+    with pytest.raises(ConfigError, match="not of the form"):
+        apply_overrides({}, ["optimizer.lr"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    config = load_config(CONFIGS / "hrgr_w32_512_coco.yaml", ["data.root=/datasets/coco"])
+    path = save_config(config, tmp_path / "run" / "config.yaml")
+    assert load_config(path) == config

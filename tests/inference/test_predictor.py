@@ -1,0 +1,134 @@
+"""The Predictor, end to end: ideal network maps of known poses come back as those poses.
+
+A stub network renders perfect heatmaps, tags and limb fields for known people
+given in original-image pixels, through the same resize the Predictor applies;
+it recognises a mirrored input by a white marker in the image's top-left corner.
+Whatever the Predictor gets wrong (resizing, flip test, merging resolutions or
+scales, grouping, projection back to the image) moves the recovered joints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
+from occlupose.inference import Predictor, PredictorOptions
+from occlupose.models import PoseOutputs
+from occlupose.structures import COCO_KEYPOINTS
+
+IMAGE_H, IMAGE_W = 200, 300
+
+
+def _person(cx: float, cy: float, height: float) -> np.ndarray:
+    """A standing COCO person: (17, 3) x, y, v in image pixels."""
+    u = height / 8
+    xy = [
+        (0, -3.6), (-0.2, -3.8), (0.2, -3.8), (-0.4, -3.7), (0.4, -3.7),
+        (-0.9, -3.0), (0.9, -3.0), (-1.2, -1.8), (1.2, -1.8), (-1.3, -0.6), (1.3, -0.6),
+        (-0.6, -0.3), (0.6, -0.3), (-0.7, 1.6), (0.7, 1.6), (-0.7, 3.4), (0.7, 3.4),
+    ]  # fmt: skip
+    return np.array([[cx + u * x, cy + u * y, 2.0] for x, y in xy])
+
+
+PEOPLE = np.stack([_person(80, 100, 150), _person(200, 110, 120)])
+
+
+class IdealNetwork(nn.Module):
+    """Outputs the maps a perfectly trained HRGR-Net would give for ``PEOPLE``."""
+
+    num_joints = 17
+    tag_channels = 17
+    output_strides = (4, 2)
+
+    def __init__(self, people: np.ndarray, with_limbs: bool) -> None:
+        super().__init__()
+        self.people = people
+        self.limb_head = nn.Identity() if with_limbs else None
+
+    def forward(self, x: torch.Tensor) -> PoseOutputs:
+        outputs = [self._render(image) for image in x]
+        stack = lambda i: torch.stack([o[i] for o in outputs])  # noqa: E731
+        quarter, half = stack(0), stack(1)
+        limbs = stack(3) if self.limb_head is not None else None
+        return PoseOutputs([quarter, half], stack(2), limbs, None, torch.zeros_like(quarter))
+
+    def _render(self, image: torch.Tensor):
+        h, w = image.shape[-2:]
+        scale = h / IMAGE_H  # the test sizes make the resize exact, without padding
+        people = self.people.copy()
+        people[..., :2] = scale * (people[..., :2] + 0.5) - 0.5  # input pixel centres
+        if image[0, 2, -3] > image[0, 2, 2]:  # marker on the right: mirrored input
+            people[..., 0] = w - 1 - people[..., 0]
+            people = people[:, list(COCO_KEYPOINTS.flip_index)]
+        maps = []
+        for stride in (4, 2):
+            at = people.copy()
+            at[..., :2] = (at[..., :2] + 0.5) / stride - 0.5
+            maps.append(render_heatmaps(at, (h // stride, w // stride), sigma=2.0))
+        at = people.copy()
+        at[..., :2] = (at[..., :2] + 0.5) / 4 - 0.5
+        tag_values = 2.0 * np.arange(len(at)) - 1.0
+        tags = (
+            render_tag_maps(at, tag_values, (h // 4, w // 4), radius=3)
+            if len(at)
+            else np.zeros((17, h // 4, w // 4))
+        )
+        limbs = render_limb_fields(at, COCO_KEYPOINTS.limbs, (h // 4, w // 4), width=1.5)
+        return [torch.from_numpy(np.asarray(m, np.float32)) for m in (*maps, tags, limbs)]
+
+
+def _image() -> np.ndarray:
+    image = np.full((IMAGE_H, IMAGE_W, 3), 90, np.uint8)
+    image[:8, :8] = 255  # orientation marker (see IdealNetwork)
+    return image
+
+
+def _match(found, expected):
+    assert len(found) == len(expected)
+    errors = []
+    for person in expected:
+        best = min(found, key=lambda p: np.abs(p.keypoints[:, :2] - person[:, :2]).mean())
+        errors.append(np.abs(best.keypoints[:, :2] - person[:, :2]).max())
+        assert (best.keypoints[:, 2] > 0.5).all()
+    return max(errors)
+
+
+@pytest.mark.parametrize("grouping", ["tags", "limbs"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_recovers_known_people(grouping, flip):
+    network = IdealNetwork(PEOPLE, with_limbs=grouping == "limbs")
+    options = PredictorOptions(input_size=128, flip=flip, grouping=grouping)
+    people = Predictor(network, COCO_KEYPOINTS, options).predict(_image())
+    # 1 px at the 1/2 maps of a 128-pixel input is 200/128 px in the image.
+    assert _match(people, PEOPLE) < 1.6
+    assert all(0 < p.score <= 1 for p in people)
+    x0, y0, x1, y1 = people[0].box
+    assert x0 < x1 and y0 < y1
+
+
+def test_multi_scale_views_are_merged_in_place():
+    network = IdealNetwork(PEOPLE, with_limbs=True)
+    options = PredictorOptions(input_size=128, scales=(1.0, 2.0), flip=True)
+    people = Predictor(network, COCO_KEYPOINTS, options).predict(_image())
+    assert _match(people, PEOPLE) < 1.6
+
+
+def test_an_image_without_people_gives_no_people():
+    network = IdealNetwork(PEOPLE[:0], with_limbs=True)
+    predictor = Predictor(network, COCO_KEYPOINTS, PredictorOptions(input_size=128))
+    assert predictor.predict(_image()) == []
+    assert predictor.predict([_image(), _image()]) == [[], []]
+
+
+def test_grouping_must_match_the_heads():
+    with pytest.raises(ValueError, match="limb-field head"):
+        Predictor(
+            IdealNetwork(PEOPLE, with_limbs=False), "coco", PredictorOptions(grouping="limbs")
+        )
+    with pytest.raises(ValueError, match="half precision needs a CUDA"):
+        Predictor(IdealNetwork(PEOPLE, with_limbs=False), "coco", half=True)
+    with pytest.raises(ValueError, match="17 joints"):
+        Predictor(IdealNetwork(PEOPLE, with_limbs=False), "crowdpose")
