@@ -45,8 +45,13 @@ from rich.table import Table
 from scipy.optimize import linear_sum_assignment
 
 from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
-from occlupose.decode import aggregate_heatmaps, concat_tags, group_by_limbs, group_by_tags
-from occlupose.decode import resize_maps
+from occlupose.decode import (
+    aggregate_heatmaps,
+    concat_tags,
+    group_by_limbs,
+    group_by_tags,
+    resize_maps,
+)
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 from occlupose.utils.io import atomic_write_json
 
@@ -190,46 +195,49 @@ def recovered(decoded: np.ndarray, truth: np.ndarray, size: int) -> float:
     return float(hits.sum() / max(inside.sum(), 1))
 
 
+def measure(count: int, rng: np.random.Generator, repeats: int) -> dict:
+    """Timings and recovery for one image with ``count`` random people."""
+    out = network_outputs(random_people(count, rng))
+    max_people = max(30, count)
+    half = (INPUT // 2, INPUT // 2)
+
+    def aggregate_tags():
+        heat = aggregate_heatmaps([out["heatmaps_4"], out["heatmaps_2"]], half)
+        return heat, concat_tags([out["tags_4"]], half)
+
+    def aggregate_limbs():
+        heat = aggregate_heatmaps([out["heatmaps_4"], out["heatmaps_2"]], half)
+        return heat, resize_maps(out["limbs_4"], half)
+
+    heat, tags = aggregate_tags()
+    _, fields = aggregate_limbs()
+
+    def tags_grouping():
+        return group_by_tags(heat, tags, max_people=max_people)
+
+    def limbs_grouping():
+        return group_by_limbs(heat, fields, COCO_KEYPOINTS, max_people=max_people)
+
+    def baseline_grouping():
+        return naive_group_by_tags(heat, tags, max_people=max_people)
+
+    truth = out["truth_2"]
+    return {
+        "people": count,
+        "aggregate_tags_ms": median_ms(aggregate_tags, repeats),
+        "aggregate_limbs_ms": median_ms(aggregate_limbs, repeats),
+        "tags_ms": median_ms(tags_grouping, repeats),
+        "limbs_ms": median_ms(limbs_grouping, repeats),
+        "naive_tags_ms": median_ms(baseline_grouping, max(1, repeats // 2)),
+        "tags_found": recovered(tags_grouping()[0], truth, half[0]),
+        "limbs_found": recovered(limbs_grouping()[0], truth, half[0]),
+        "naive_found": recovered(baseline_grouping()[0], truth, half[0]),
+    }
+
+
 def run(people_counts: list[int], repeats: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
-    rows = []
-    half = (INPUT // 2, INPUT // 2)
-    for count in people_counts:
-        out = network_outputs(random_people(count, rng))
-        max_people = max(30, count)
-
-        def aggregate_tags():
-            heat = aggregate_heatmaps([out["heatmaps_4"], out["heatmaps_2"]], half)
-            return heat, concat_tags([out["tags_4"]], half)
-
-        def aggregate_limbs():
-            heat = aggregate_heatmaps([out["heatmaps_4"], out["heatmaps_2"]], half)
-            return heat, resize_maps(out["limbs_4"], half)
-
-        heat, tags = aggregate_tags()
-        _, fields = aggregate_limbs()
-        tag_people, _ = group_by_tags(heat, tags, max_people=max_people)
-        limb_people, _ = group_by_limbs(heat, fields, COCO_KEYPOINTS, max_people=max_people)
-        naive_people, _ = naive_group_by_tags(heat, tags, max_people=max_people)
-        row = {
-            "people": count,
-            "aggregate_tags_ms": median_ms(aggregate_tags, repeats),
-            "aggregate_limbs_ms": median_ms(aggregate_limbs, repeats),
-            "tags_ms": median_ms(lambda: group_by_tags(heat, tags, max_people=max_people), repeats),
-            "limbs_ms": median_ms(
-                lambda: group_by_limbs(heat, fields, COCO_KEYPOINTS, max_people=max_people),
-                repeats,
-            ),
-            "naive_tags_ms": median_ms(
-                lambda: naive_group_by_tags(heat, tags, max_people=max_people),
-                max(1, repeats // 2),
-            ),
-            "tags_found": recovered(tag_people, out["truth_2"], half[0]),
-            "limbs_found": recovered(limb_people, out["truth_2"], half[0]),
-            "naive_found": recovered(naive_people, out["truth_2"], half[0]),
-        }
-        rows.append(row)
-    return rows
+    return [measure(count, rng, repeats) for count in people_counts]
 
 
 def print_table(rows: list[dict], console: Console) -> None:
@@ -276,7 +284,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     rows = run(args.people, args.repeats, args.seed)
-    print_table(rows, Console())
+    print_table(rows, Console(width=130))
     if args.out:
         atomic_write_json(args.out, rows, indent=2)
 

@@ -18,6 +18,7 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+# Backbone and head widths small enough for fast CPU tests.
 TINY = dict(
     stem_inplanes=16,
     stage_channels=((8, 16), (8, 16, 32), (8, 16, 32, 64)),
@@ -27,6 +28,12 @@ TINY = dict(
     deconv_basic_blocks=1,
     completion_channels=8,
 )
+
+
+@pytest.fixture
+def tiny_widths() -> dict:
+    """Keyword arguments that shrink any HRGR-Net preset to test size."""
+    return dict(TINY)
 
 
 @pytest.fixture(scope="session")

@@ -77,10 +77,12 @@ class _PeopleTable:
         self.x = np.zeros((capacity, num_joints), dtype=np.int64)
         self.y = np.zeros((capacity, num_joints), dtype=np.int64)
         self.score = np.zeros((capacity, num_joints), dtype=np.float64)
-        # float32 like the reference, whose person tag is np.mean of float32 tags.
+        # float32 like the reference, whose person tag is np.mean of float32 tags. The
+        # running sum can round the last bit differently from np.mean's pairwise sum
+        # for people with more than 8 joints: only a distance within one float32 step
+        # of a rounding boundary or of tag_threshold could decide differently.
         self.tag_sum = np.zeros((capacity, tag_dim), dtype=np.float32)
         self.tag_count = np.zeros(capacity, dtype=np.int64)
-        self.key = np.zeros(capacity, dtype=np.float64)
         self.key_to_row: dict[float, int] = {}
         self.size = 0
 
@@ -103,7 +105,6 @@ class _PeopleTable:
         self.set_joint(rows, joint, x, y, score)
         self.tag_sum[rows] = tags
         self.tag_count[rows] = 1
-        self.key[rows] = tags[:, 0]
         self.key_to_row.update(zip(tags[:, 0].tolist(), rows.tolist(), strict=True))
         self.size += n
 
@@ -114,7 +115,6 @@ class _PeopleTable:
         if row is None:
             row = self.size
             self.key_to_row[key] = row
-            self.key[row] = key
             self.size += 1
         self.set_joint(row, joint, x, y, score)
         self.tag_sum[row] = tag
@@ -232,10 +232,12 @@ class _RunBounds:
 def _least_rounded_distance(lo: np.ndarray, hi: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Lower bound of ``round(||tag - mean||)`` for tags in the box ``[lo, hi]`` (last axis D).
 
-    ``round(d) >= ceil(d - 0.5)``; the margin absorbs float rounding.
+    ``round(d) >= ceil(d - 0.5)``; the relative margin covers float32 rounding of the
+    distances computed pixel by pixel.
     """
     gap = np.maximum(lo - mean, 0) + np.maximum(mean - hi, 0)
-    return np.ceil(np.sqrt((gap * gap).sum(axis=-1)) - 0.5 - 1e-4).clip(min=0)
+    distance = np.sqrt((gap * gap).sum(axis=-1))
+    return np.ceil(distance - 0.5 - 1e-4 * (1 + distance + np.abs(mean).sum(axis=-1))).clip(min=0)
 
 
 def _refine_scores(heat, tag, pixels, mean_tag):

@@ -17,8 +17,6 @@ __all__ = ["CheckpointError", "LoadReport", "load_weights", "read_state_dict"]
 _CLASSIFICATION_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 # Parameters of the backbone (what an ImageNet checkpoint can initialise).
 _BACKBONE_PREFIXES = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition", "stage")
-# Wrappers added by training frameworks: DataParallel/DDP and our Lightning module.
-_STRIPPABLE_PREFIXES = ("module.", "model.")
 _MAX_LISTED = 5
 
 
@@ -64,7 +62,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a state dict from a checkpoint file without running pickled code.
 
     Accepts bare state dicts, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers
-    and keys prefixed with ``module.`` (DataParallel) or ``model.`` (Lightning).
+    keys prefixed with ``module.`` (DataParallel), and Lightning checkpoints of the
+    training module (the network's keys are under ``model.``; others, such as the
+    discriminator's, are dropped).
     """
     path = Path(path)
     if not path.is_file():
@@ -91,9 +91,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if bad:
         raise CheckpointError(f"{path}: entries that are not tensors: {_listing(bad)}")
-    for prefix in _STRIPPABLE_PREFIXES:
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
+    if all(k.startswith("module.") for k in state):  # DataParallel / DDP
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if any(k.startswith("model.") for k in state):
+        # A Lightning checkpoint of occlupose's training module: the pose network is
+        # under "model."; the rest (e.g. the discriminator) is not part of it.
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return state
 
 

@@ -62,7 +62,17 @@ def make_prediction_layer(in_channels: int, out_channels: int, kernel: int = 1) 
     """The final convolution that turns features into heatmaps (and tags)."""
     if kernel not in (1, 3):
         raise ValueError(f"final_conv_kernel must be 1 or 3, got {kernel}")
-    return nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2)
+    conv = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2)
+    _init_prediction(conv)
+    return conv
+
+
+def _init_prediction(conv: nn.Conv2d) -> None:
+    """Small weights and zero bias (HigherHRNet's init): predictions start near 0, close
+    to what the targets are almost everywhere, so the first steps are not spent
+    unlearning random outputs."""
+    nn.init.normal_(conv.weight, std=0.001)
+    nn.init.zeros_(conv.bias)
 
 
 def make_deconv_stage(
@@ -117,6 +127,7 @@ class LimbFieldHead(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.predict = nn.Conv2d(hidden, 2 * num_limbs, 1)
+        _init_prediction(self.predict)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.predict(self.conv(x))

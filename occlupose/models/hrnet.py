@@ -190,6 +190,15 @@ class HighResolutionNet(nn.Module):
             setattr(self, f"stage{s + 2}", nn.Sequential(*modules))
             previous = in_channels
 
+        # He initialisation for the convolutions (they are all followed by batch norm),
+        # unit scale and zero shift for batch norm, as torchvision's ResNets.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
         #: Channels and strides of :meth:`forward_features`' outputs (as timm's ``feature_info``).
         num_out = len(previous) if multi_scale_output else 1
         self.feature_info = [

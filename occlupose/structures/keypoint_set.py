@@ -164,8 +164,9 @@ CROWDPOSE_KEYPOINTS = KeypointSet(
     limbs=_pairs(_CROWDPOSE_NAMES, _CROWDPOSE_LIMB_NAMES),
     sigmas=tuple(s / 10.0 for s in _CROWDPOSE_SIGMAS),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
-    # Head and neck first (always labelled), then shoulders, hips and limbs outwards.
-    grouping_order=(12, 13, 0, 1, 6, 7, 2, 3, 4, 5, 8, 9, 10, 11),
+    # The order the published HigherHRNet CrowdPose models group in (the first 14
+    # entries of its COCO order), kept so that their checkpoints group identically.
+    grouping_order=(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13),
 )
 
 _REGISTRY: dict[str, KeypointSet] = {

@@ -16,9 +16,7 @@ def test_self_describing_checkpoint_rebuilds_the_same_model(tiny_checkpoint):
     assert predictor.keypoint_set.name == "coco" and predictor.grouping == "limbs"
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(
-            predictor.model(x).final_heatmaps[1], model(x).final_heatmaps[1]
-        )
+        torch.testing.assert_close(predictor.model(x).final_heatmaps[1], model(x).final_heatmaps[1])
 
 
 def test_official_checkpoint_needs_a_preset_and_infers_the_keypoints(tmp_path):

@@ -23,27 +23,10 @@ def official_state_dicts(data_dir) -> dict:
         return json.load(f)
 
 
-TINY_HRGR = dict(
-    stem_inplanes=16,
-    stage_channels=((8, 16), (8, 16, 32), (8, 16, 32, 64)),
-    stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
-    stage_modules=(1, 1, 1),
-    deconv_channels=8,
-    deconv_basic_blocks=1,
-    completion_channels=8,
-)
-
-
 @pytest.fixture
-def tiny_widths() -> dict:
-    """Backbone and head widths small enough for fast CPU tests."""
-    return dict(TINY_HRGR)
-
-
-@pytest.fixture
-def tiny_hrgr() -> HRGRNet:
+def tiny_hrgr(tiny_widths) -> HRGRNet:
     """An HRGR-Net of tiny widths with every module switched on."""
     torch.manual_seed(0)
     return HRGRNet(
-        17, num_limbs=19, attention="all", multi_scale_fusion=True, completion=True, **TINY_HRGR
+        17, num_limbs=19, attention="all", multi_scale_fusion=True, completion=True, **tiny_widths
     )

@@ -38,9 +38,24 @@ def _outputs_match(model, tiny_reference):
         lambda sd: {"module." + k: v for k, v in sd.items()},
         lambda sd: {"state_dict": {"module." + k: v for k, v in sd.items()}},
         lambda sd: {"state_dict": {"model." + k: v for k, v in sd.items()}},
+        lambda sd: {
+            "state_dict": {
+                **{"model." + k: v for k, v in sd.items()},
+                "discriminator.score.bias": torch.zeros(1),
+            },
+            "optimizer_states": [],
+        },
         lambda sd: collections.OrderedDict(sd),
     ],
-    ids=["bare", "wrapped", "dataparallel", "wrapped-dataparallel", "lightning", "ordered"],
+    ids=[
+        "bare",
+        "wrapped",
+        "dataparallel",
+        "wrapped-dataparallel",
+        "lightning",
+        "lightning-with-discriminator",
+        "ordered",
+    ],
 )
 def test_official_checkpoint_formats_load(tiny_reference, reference_model, tmp_path, wrap):
     path = tmp_path / "ckpt.pth"

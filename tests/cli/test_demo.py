@@ -1,0 +1,50 @@
+"""``occlupose demo`` on a synthetic scene and on a given image."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from occlupose.cli import app
+from occlupose.cli.demo import scene_ground_truth
+from occlupose.data.synthetic import render_scene
+from occlupose.evaluation import evaluate_keypoints
+from occlupose.structures import COCO_KEYPOINTS
+
+runner = CliRunner(env={"COLUMNS": "240"})
+
+
+def test_demo_scene_writes_the_comparison_and_reports_ap(tiny_checkpoint, tmp_path):
+    weights, _ = tiny_checkpoint
+    result = runner.invoke(
+        app, ["demo", "--weights", str(weights), "--out", str(tmp_path), "--size", "128"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "AP on this scene" in result.output
+    panel = cv2.imread(str(tmp_path / "demo_scene_seed7.png"))
+    assert panel.shape[0] >= 128 and panel.shape[1] >= 2 * 128  # truth beside prediction
+
+
+def test_demo_on_an_image(tiny_checkpoint, tmp_path):
+    weights, _ = tiny_checkpoint
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((60, 80, 3), 128, np.uint8))
+    result = runner.invoke(
+        app, ["demo", "--image", str(photo), "--weights", str(weights), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "photo_pose.png").is_file()
+    missing = str(tmp_path / "missing.jpg")
+    result = runner.invoke(app, ["demo", "--image", missing, "-w", str(weights)])
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_scene_ground_truth_scores_itself_perfectly():
+    scene = render_scene(3, size=128, occlusion="medium")
+    truth = scene_ground_truth(scene, COCO_KEYPOINTS)
+    results = [
+        {"image_id": 1, "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in truth["annotations"]
+    ]
+    assert evaluate_keypoints(truth, results, "coco")["AP"] == 1.0
