@@ -372,7 +372,20 @@ class PoseTrainingModule(L.LightningModule):
 
     # ------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["occlupose"] = {"pose_steps": self.pose_steps}
+        # The "occlupose" block also makes the checkpoint self-describing for
+        # ``Predictor.from_pretrained`` (preset, keypoint set, overrides, input size).
+        meta: dict[str, Any] = {
+            "pose_steps": self.pose_steps,
+            "keypoint_set": self.keypoint_set.name,
+        }
+        config = self.hparams.get("config")
+        if config:
+            meta.update(
+                preset=config["model"]["preset"],
+                model_kwargs=dict(config["model"].get("overrides") or {}),
+                input_size=int(config["data"]["input_size"]),
+            )
+        checkpoint["occlupose"] = meta
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.pose_steps = int(checkpoint.get("occlupose", {}).get("pose_steps", 0))

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from occlupose.cli import app
 from occlupose.engine.config import config_to_dict
+from occlupose.inference import Predictor
 
 runner = CliRunner()
 ENV = {"COLUMNS": "200"}
@@ -38,6 +39,11 @@ def test_train_writes_checkpoints_and_resumes(tiny_config, synthetic_data, tmp_p
     assert "resuming from" in result.output
     last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["occlupose"]["pose_steps"] == 6 and last["epoch"] == 1
+
+    # The checkpoint describes itself: the Predictor rebuilds the trained network from it.
+    predictor = Predictor.from_pretrained(out / "checkpoints" / "last.ckpt")
+    state = {k[len("model.") :]: v for k, v in last["state_dict"].items() if k.startswith("model.")}
+    torch.testing.assert_close(predictor.model.state_dict(), state)
 
 
 def test_missing_data_is_a_clear_error(tiny_config, synthetic_data, tmp_path):
