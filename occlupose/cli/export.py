@@ -1,4 +1,4 @@
-"""``occlupose export``: the network (decoding stays outside) as ONNX."""
+"""``occlupose export``: the network as ONNX (decoding stays outside), or a slim checkpoint."""
 
 from __future__ import annotations
 
@@ -18,18 +18,42 @@ def export(
     preset: str = typer.Option(None, "--preset", help="Preset of an official checkpoint."),
     keypoint_set: str = typer.Option(None, "--keypoints", help="coco or crowdpose."),
     out: Path = typer.Option(Path("occlupose.onnx"), "--out", "-o", help="Output file."),
-    export_format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    export_format: str = typer.Option(
+        "onnx", "--format", help="onnx, or pt: a slim self-describing PyTorch checkpoint."
+    ),
+    half: bool = typer.Option(False, help="pt: store float16 weights (half the size)."),
     opset: int = typer.Option(17, help="ONNX opset."),
     check: bool = typer.Option(True, help="Compare with PyTorch in onnxruntime if installed."),
 ) -> None:
-    """Export the network with dynamic batch and input size; print the output names."""
-    if export_format != "onnx":
-        raise typer.BadParameter(f"unsupported format {export_format!r}; supported: onnx")
+    """Export a model: ONNX (dynamic batch and input size) or a slim PyTorch checkpoint.
+
+    The pt format keeps only the network's weights and what ``Predictor.from_pretrained``
+    needs to rebuild it (preset, keypoint set, overrides, input size), e.g. to share a
+    model trained with ``occlupose train``.
+    """
+    if export_format not in ("onnx", "pt"):
+        raise typer.BadParameter(f"unsupported format {export_format!r}; supported: onnx, pt")
     from occlupose.cli.predict import load_predictor
     from occlupose.inference.export import export_onnx, verify_onnx
 
     predictor = load_predictor(weights, preset, keypoint_set, "cpu", False, False, [1.0], 0.0)
     size = predictor.options.input_size
+    if export_format == "pt":
+        from occlupose.inference import resolve_weights, save_pretrained
+        from occlupose.inference.predictor import read_metadata
+
+        meta = read_metadata(resolve_weights(weights))
+        save_pretrained(
+            predictor.model,
+            out,
+            preset=preset or meta.get("preset") or "",
+            keypoint_set=predictor.keypoint_set,
+            model_kwargs=meta.get("model_kwargs", {}),
+            input_size=size,
+            half=half,
+        )
+        console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+        return
     names = export_onnx(predictor.model, out, input_size=size, opset=opset)
     console.print(f"wrote {out}: input 'image' (B, 3, H, W), outputs {', '.join(names)}")
     if check:

@@ -55,16 +55,15 @@ def load_predictor(
     min_score: float,
 ):
     """Build the Predictor the options ask for (the bundled default without --weights)."""
-    from occlupose.inference import BUNDLED_WEIGHTS, Predictor
+    from occlupose.inference import Predictor
     from occlupose.models import PRESETS
 
-    if weights is None:
-        if not BUNDLED_WEIGHTS:
-            raise typer.BadParameter("no default model is bundled; pass --weights PATH")
-        weights = next(iter(BUNDLED_WEIGHTS))
-    predictor = Predictor.from_pretrained(
-        weights, preset=preset, keypoint_set=keypoint_set, device=device, half=half
-    )
+    try:
+        predictor = Predictor.from_pretrained(
+            weights, preset=preset, keypoint_set=keypoint_set, device=device, half=half
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--weights") from None
     opts = predictor.options
     opts.flip, opts.scales, opts.min_score = flip, tuple(scales), min_score
     if preset is not None:

@@ -141,7 +141,7 @@ class Predictor:
     @classmethod
     def from_pretrained(
         cls,
-        weights: str | os.PathLike,
+        weights: str | os.PathLike | None = None,
         *,
         preset: str | None = None,
         keypoint_set: KeypointSet | str | None = None,
@@ -149,7 +149,8 @@ class Predictor:
         device: str | torch.device = "cpu",
         half: bool = False,
     ) -> Predictor:
-        """Build a Predictor from a checkpoint file or the name of bundled weights.
+        """Build a Predictor from a checkpoint file or the name of bundled weights
+        (default: the bundled default model).
 
         occlupose checkpoints carry their preset and keypoint set. For official
         HigherHRNet files give ``preset`` (e.g. "higherhrnet_w32_512"); the keypoint
@@ -159,7 +160,7 @@ class Predictor:
         from occlupose.inference.pretrained import resolve_weights
 
         path = resolve_weights(weights)
-        meta = _read_metadata(path)
+        meta = read_metadata(path)
         preset = preset or meta.get("preset")
         if preset is None:
             raise ValueError(
@@ -283,7 +284,7 @@ def _select(outputs, index: slice):
     )
 
 
-def _read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> dict:
     """The ``occlupose`` metadata block of a checkpoint (empty for official files)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

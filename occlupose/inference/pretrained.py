@@ -11,7 +11,7 @@ import torch
 from occlupose.structures import KeypointSet, get_keypoint_set
 from occlupose.utils.io import atomic_torch_save
 
-__all__ = ["BUNDLED_WEIGHTS", "resolve_weights", "save_pretrained"]
+__all__ = ["BUNDLED_WEIGHTS", "DEFAULT_WEIGHTS", "resolve_weights", "save_pretrained"]
 
 _WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -19,14 +19,17 @@ _WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_WEIGHTS: dict[str, str] = {}
 
 
-def resolve_weights(weights: str | os.PathLike) -> Path:
-    """The checkpoint file for a path or the name of bundled weights.
+DEFAULT_WEIGHTS = "hrgr_small_synthetic"
+
+
+def resolve_weights(weights: str | os.PathLike | None = None) -> Path:
+    """The checkpoint file for a path, the name of bundled weights, or None (the default).
 
     Raises:
         FileNotFoundError: neither an existing file nor a bundled name, with the
             list of bundled names.
     """
-    name = str(weights)
+    name = DEFAULT_WEIGHTS if weights is None else str(weights)
     if name in BUNDLED_WEIGHTS:
         path = _WEIGHTS_DIR / BUNDLED_WEIGHTS[name]
         if not path.is_file():
@@ -35,10 +38,12 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
                 "reinstall occlupose"
             )
         return path
+    bundled = ", ".join(sorted(BUNDLED_WEIGHTS)) or "none"
+    if weights is None:
+        raise FileNotFoundError(f"no default model is bundled (bundled: {bundled}); pass weights")
     path = Path(weights).expanduser()
     if path.is_file():
         return path
-    bundled = ", ".join(sorted(BUNDLED_WEIGHTS)) or "none"
     raise FileNotFoundError(
         f"no checkpoint file at {path} and no bundled weights of that name (bundled: {bundled}). "
         "occlupose never downloads weights: give the path of a local checkpoint, e.g. an "

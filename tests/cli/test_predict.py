@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from occlupose.cli import app
@@ -69,3 +70,30 @@ def test_export_onnx_matches_pytorch(tiny_checkpoint, tmp_path):
     assert "heatmaps_stride4" in result.output and "limbs_stride4" in result.output
     error = float(result.output.split("max abs difference")[1].split()[0])
     assert error < 1e-4
+
+
+def test_export_slim_checkpoint_round_trips(tiny_checkpoint, tmp_path):
+    path, model = tiny_checkpoint
+    slim = tmp_path / "slim.pt"
+    result = runner.invoke(
+        app, ["export", "--weights", str(path), "--format", "pt", "--half", "--out", str(slim)]
+    )
+    assert result.exit_code == 0, result.output
+    from occlupose.inference import Predictor
+
+    predictor = Predictor.from_pretrained(slim)
+    assert predictor.options.input_size == 64
+    weight = predictor.model.conv1.weight
+    assert weight.dtype.is_floating_point and weight.dtype.itemsize == 4
+    torch.testing.assert_close(weight, model.conv1.weight, atol=1e-3, rtol=1e-3)
+
+
+def test_without_weights_and_without_a_bundled_model_the_error_is_clear(monkeypatch, tmp_path):
+    from occlupose.inference import pretrained
+
+    monkeypatch.setattr(pretrained, "BUNDLED_WEIGHTS", {})
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    result = runner.invoke(app, ["predict", str(image)])
+    assert result.exit_code == 2
+    assert "no default model is bundled" in result.output
