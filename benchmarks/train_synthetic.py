@@ -18,7 +18,9 @@ The data is generated once (``occlupose synth``, seeds 0 and 1, mixed occlusion 
 under ``--data-dir`` and reused. The table is printed and the numbers written to
 ``--json`` (atomically). Training runs through the same code as ``occlupose train``
 (:func:`occlupose.engine.build.prepare_training` on the YAML recipes); the learning rate
-is constant because a wall-clock budget has no epoch schedule.
+drops tenfold after ``--decay-at`` of the budget (a wall-clock budget has no epoch
+schedule). Each model's final weights are written to ``OUT/<model>/final.pt``, loadable by
+``Predictor.from_pretrained``.
 """
 
 from __future__ import annotations
@@ -30,15 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from occlupose.data.bottom_up import BottomUpPoseDataset
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
-from occlupose.engine.build import load_split, prepare_training
+from occlupose.engine.build import load_split
 from occlupose.engine.config import config_to_dict, load_config
+from occlupose.engine.experiments import train_with_budget
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.utils.io import atomic_write_json
 
@@ -64,28 +66,14 @@ def ensure_split(folder: Path, num_images: int, seed: int, size: int, workers: i
     )
 
 
-def _max_time(minutes: float) -> str:
-    seconds = max(1, round(minutes * 60))
-    return f"00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _Throughput(L.Callback):
-    def __init__(self) -> None:
-        self.images = 0
-        self.seconds = 0.0
-        self._start = 0.0
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += int(batch["image"].shape[0])
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.seconds = time.perf_counter() - self._start
-
-
-def train_and_evaluate(name: str, args: argparse.Namespace, data: Path, out: Path) -> dict:
+def train_and_evaluate(
+    name: str,
+    args: argparse.Namespace,
+    data: Path,
+    out: Path,
+    extra_overrides: tuple[str, ...] = (),
+) -> dict:
+    """Train recipe ``name`` for ``args.minutes`` and evaluate it on the held-out split."""
     overrides = [
         f"data.train_annotations={data / 'train' / ANNOTATION_FILE}",
         f"data.train_images={data / 'train' / IMAGE_DIR}",
@@ -95,25 +83,18 @@ def train_and_evaluate(name: str, args: argparse.Namespace, data: Path, out: Pat
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={args.workers}",
         f"optimizer.lr={args.lr}",
-        "optimizer.milestones=[100000]",  # constant learning rate within the budget
         "adversarial.warmup_epochs=0",
         f"adversarial.warmup_steps={args.adversarial_warmup_steps}",
         f"seed={args.seed}",
-        "trainer.accelerator=cpu",
-        "trainer.max_epochs=100000",
-        f"trainer.max_time={_max_time(args.minutes)}",
-        "trainer.check_val_every_n_epoch=0",  # evaluated once, after the budget
-        "trainer.checkpoint_every_n_steps=0",
         f"trainer.logger={'tensorboard' if args.logs else 'none'}",
-        f"trainer.progress_bar={str(args.progress).lower()}",
+        *extra_overrides,
     ]
     config = load_config(RECIPES[name], overrides)
-    throughput = _Throughput()
-    run = prepare_training(config, out / name, extra_callbacks=[throughput])
-    run.trainer.fit(run.module, datamodule=run.datamodule)
-
+    run = train_with_budget(
+        config, out / name, args.minutes, decay_at=args.decay_at, progress=args.progress
+    )
     start = time.perf_counter()
-    model = run.module.model
+    model = run.model
     val_records = load_split(config.data, "val", for_training=False)
     val_set = BottomUpPoseDataset(
         val_records,
@@ -134,15 +115,16 @@ def train_and_evaluate(name: str, args: argparse.Namespace, data: Path, out: Pat
         "model": name,
         "parameters": sum(p.numel() for p in model.parameters()),
         "grouping": "limbs" if model.limb_head is not None else "tags",
-        "steps": run.module.pose_steps,
-        "epochs": run.trainer.current_epoch,
-        "train_images_seen": throughput.images,
-        "train_seconds": throughput.seconds,
-        "images_per_second": throughput.images / max(throughput.seconds, 1e-9),
+        "steps": run.steps,
+        "epochs": run.epochs,
+        "train_images_seen": run.images_seen,
+        "train_seconds": run.seconds,
+        "images_per_second": run.images_per_second,
+        "weights": str(run.weights),
         "eval_seconds": time.perf_counter() - start,
         "metrics": metrics_for_logging(report, prefix=""),
         "report": report,
-        "config": config_to_dict(config),
+        "config": config_to_dict(run.config),
     }
 
 
@@ -196,6 +178,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--decay-at", type=float, default=0.8, help="fraction of the budget: lr x0.1 from there"
+    )
     parser.add_argument("--adversarial-warmup-steps", type=int, default=100)
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")

@@ -1,0 +1,138 @@
+"""Wall-clock-budgeted training runs, for CPU-scale experiments and benchmarks.
+
+A budget in minutes has no epoch schedule, so :class:`TimeDecay` lowers the learning
+rate after a fraction of the budget instead. :func:`train_with_budget` trains a recipe
+for a fixed time through the same code as ``occlupose train`` and saves the final
+weights in the self-describing format of :func:`occlupose.inference.save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from occlupose.engine.build import prepare_training
+from occlupose.engine.config import (
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+)
+from occlupose.inference import save_pretrained
+from occlupose.structures import KeypointSet
+
+__all__ = ["BudgetRun", "Throughput", "TimeDecay", "max_time", "train_with_budget"]
+
+
+def max_time(minutes: float) -> str:
+    """Lightning's ``max_time`` string ``DD:HH:MM:SS`` for a budget in minutes."""
+    seconds = max(1, round(minutes * 60))
+    return f"00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Throughput(L.Callback):
+    """Counts training images and seconds."""
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += int(batch["image"].shape[0])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+class TimeDecay(L.Callback):
+    """Multiplies every learning rate by ``gamma`` once ``fraction`` of ``seconds`` passed."""
+
+    def __init__(self, seconds: float, fraction: float, gamma: float = 0.1) -> None:
+        self.at, self.gamma, self.done = seconds * fraction, gamma, fraction >= 1
+        self._start = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.done and time.perf_counter() - self._start >= self.at:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] *= self.gamma
+            self.done = True
+
+
+@dataclass
+class BudgetRun:
+    """The outcome of :func:`train_with_budget`."""
+
+    model: torch.nn.Module
+    keypoint_set: KeypointSet
+    config: TrainConfig
+    weights: Path
+    steps: int
+    epochs: int
+    images_seen: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_seen / max(self.seconds, 1e-9)
+
+
+def train_with_budget(
+    config: TrainConfig,
+    out_dir: str | Path,
+    minutes: float,
+    *,
+    decay_at: float = 0.8,
+    progress: bool = False,
+) -> BudgetRun:
+    """Train ``config`` for ``minutes`` of wall-clock time on the CPU.
+
+    The learning rate is constant, then drops tenfold after ``decay_at`` of the budget;
+    there is no validation during the run and no step checkpoints. The final weights are
+    written to ``out_dir/final.pt``.
+    """
+    out_dir = Path(out_dir)
+    overrides = [
+        "optimizer.milestones=[100000]",  # no epoch schedule: TimeDecay instead
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=100000",
+        f"trainer.max_time={max_time(minutes)}",
+        "trainer.check_val_every_n_epoch=0",
+        "trainer.checkpoint_every_n_steps=0",
+        f"trainer.progress_bar={str(progress).lower()}",
+    ]
+    config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
+    throughput = Throughput()
+    run = prepare_training(
+        config, out_dir, extra_callbacks=[throughput, TimeDecay(minutes * 60, decay_at)]
+    )
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    weights = save_pretrained(
+        run.module.model,
+        out_dir / "final.pt",
+        preset=config.model.preset,
+        keypoint_set=run.keypoint_set,
+        model_kwargs=dict(config.model.overrides),
+        input_size=config.data.input_size,
+    )
+    return BudgetRun(
+        model=run.module.model,
+        keypoint_set=run.keypoint_set,
+        config=config,
+        weights=weights,
+        steps=run.module.pose_steps,
+        epochs=run.trainer.current_epoch,
+        images_seen=throughput.images,
+        seconds=throughput.seconds,
+    )
