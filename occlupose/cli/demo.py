@@ -9,16 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from occlupose.cli.app import app
+from occlupose.cli.predict import SYNTHETIC_ONLY_NOTE
 
 console = Console()
-
-SYNTHETIC_ONLY_NOTE = (
-    "note: the default model is trained on synthetic scenes only, so expect rough "
-    "results on photos. For COCO-level accuracy use COCO-trained weights: official "
-    "HigherHRNet checkpoints load directly, e.g.\n"
-    "  occlupose predict photo.jpg --weights pose_higher_hrnet_w32_512.pth "
-    "--preset higherhrnet_w32_512"
-)
 
 
 def _people_table(people, keypoint_set, title: str) -> Table:

@@ -13,6 +13,14 @@ from occlupose.cli.app import app
 
 console = Console(stderr=True)
 
+SYNTHETIC_ONLY_NOTE = (
+    "note: the default model is trained on synthetic scenes only, so expect rough "
+    "results on photos. For COCO-level accuracy use COCO-trained weights: official "
+    "HigherHRNet checkpoints load directly, e.g.\n"
+    "  occlupose predict photo.jpg --weights pose_higher_hrnet_w32_512.pth "
+    "--preset higherhrnet_w32_512"
+)
+
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
@@ -105,6 +113,8 @@ def predict(
             console.print(f"[red]{path}: {why}[/red]")
         raise typer.Exit(code=1)
     predictor = load_predictor(weights, preset, keypoint_set, device, half, flip, scales, min_score)
+    if weights is None:
+        console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")
     kps = predictor.keypoint_set
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
