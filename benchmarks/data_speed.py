@@ -2,13 +2,13 @@
 
 Usage::
 
-    python benchmarks/data_speed.py [--data /work/shared/data/coco_sample]
+    python benchmarks/data_speed.py [--data FOLDER]
                                     [--sizes 512 256] [--workers 0 2] [--num-images 96]
                                     [--repeats 3]
 
-``--data`` is a folder with one COCO keypoint JSON and an ``images/`` folder (the
-shared real COCO sample by default). Without it, a folder of synthetic 640x480 JPEGs
-with random people is generated, so the script always runs.
+``--data`` is a folder with one COCO keypoint JSON and an ``images/`` folder (the 6
+real COCO photos of ``tests/data/coco_subset`` by default). Without it, a folder of
+synthetic 640x480 JPEGs with random people is generated, so the script always runs.
 
 Prints (1) images/s of ``DataLoader(BottomUpPoseDataset, batch_size=8)`` for every
 input size, with/without occluders (probability 1, the worst case), float32 and
@@ -57,7 +57,8 @@ from occlupose.data.occluders import SyntheticOccluders
 from occlupose.data.targets import joint_index_array, render_heatmaps, render_limb_fields
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 
-DEFAULT_DATA = Path("/work/shared/data/coco_sample")
+# Real COCO photos shipped with the tests (6 images); any COCO-format folder works.
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco_subset"
 # Images one GPU consumes per second for HigherHRNet-W32 at 512 (12 images per step)
 # for a range of step times; not measured here (no GPU on this machine).
 GPU_STEP_SECONDS = (0.6, 0.3, 0.12)
