@@ -67,8 +67,10 @@ _HRGR_MODULES = dict(attention="high", multi_scale_fusion=True, completion=True)
 def _hrgr(width: str, keypoint_set: str | KeypointSet, **overrides: Any) -> HRGRNet:
     kps = get_keypoint_set(keypoint_set)
     kwargs: dict[str, Any] = dict(_HRNET[width], **_HRGR_MODULES, num_limbs=kps.num_limbs)
-    if width == "small":
-        kwargs["completion_channels"] = 32
+    # The generator is as wide as the features it reads (the small model: twice, to
+    # give its encoder-decoder some room).
+    channels = kwargs["stage_channels"][0][0]
+    kwargs["completion_channels"] = 2 * channels if width == "small" else channels
     kwargs.update(overrides)
     return HRGRNet(kps.num_keypoints, **kwargs)
 
