@@ -203,7 +203,12 @@ def render_tag_maps(
     height, width = _check_size(output_size)
     tag_values = np.asarray(tag_values, dtype=np.float32)
     scalar = tag_values.ndim == 1
-    values = tag_values.reshape(tag_values.shape[0], -1) if tag_values.ndim else tag_values
+    if tag_values.ndim == 1:
+        values = tag_values[:, None]
+    elif tag_values.ndim == 2:
+        values = tag_values
+    else:
+        values = tag_values.reshape(-1)  # rejected below
     if values.ndim != 2 or values.shape[0] != keypoints.shape[0]:
         raise ValueError(
             f"tag_values must have shape (N,) or (N, D) with N = {keypoints.shape[0]} people, "

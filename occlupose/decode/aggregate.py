@@ -141,7 +141,7 @@ def flip_back(maps: Maps, flip_index: Sequence[int]) -> Maps:
         maps: ``(..., J, H, W)``.
     """
     tensor, was_numpy = _as_tensor(maps)
-    index = torch.as_tensor(list(flip_index), dtype=torch.long)
+    index = torch.as_tensor(list(flip_index), dtype=torch.long, device=tensor.device)
     if tensor.ndim < 3 or tensor.shape[-3] != index.numel():
         raise ValueError(
             f"maps must have shape (..., J, H, W) with J = {index.numel()}, "

@@ -132,3 +132,11 @@ def test_tag_maps_hold_each_persons_tag_near_its_joints():
     np.testing.assert_array_equal(vector[0, 4, 8], [5.0, 0.5])
     with pytest.raises(ValueError, match="tag_values"):
         render_tag_maps(people, np.array([1.0]), (10, 12), 2)
+
+
+def test_tag_maps_of_an_image_without_people_are_zero():
+    from occlupose.data.targets import render_tag_maps
+
+    empty = np.zeros((0, 17, 3))
+    assert render_tag_maps(empty, np.zeros(0), (8, 6), radius=2).shape == (17, 8, 6)
+    assert not render_tag_maps(empty, np.zeros(0), (8, 6), radius=2).any()

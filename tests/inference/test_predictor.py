@@ -71,11 +71,7 @@ class IdealNetwork(nn.Module):
         at = people.copy()
         at[..., :2] = (at[..., :2] + 0.5) / 4 - 0.5
         tag_values = 2.0 * np.arange(len(at)) - 1.0
-        tags = (
-            render_tag_maps(at, tag_values, (h // 4, w // 4), radius=3)
-            if len(at)
-            else np.zeros((17, h // 4, w // 4))
-        )
+        tags = render_tag_maps(at, tag_values, (h // 4, w // 4), radius=3)
         limbs = render_limb_fields(at, COCO_KEYPOINTS.limbs, (h // 4, w // 4), width=1.5)
         return [torch.from_numpy(np.asarray(m, np.float32)) for m in (*maps, tags, limbs)]
 
