@@ -87,6 +87,7 @@ def train_and_evaluate(
         f"adversarial.warmup_steps={args.adversarial_warmup_steps}",
         f"seed={args.seed}",
         f"trainer.logger={'tensorboard' if args.logs else 'none'}",
+        *([f"model.init_weights={args.init_weights}"] if args.init_weights else []),
         *extra_overrides,
     ]
     config = load_config(RECIPES[name], overrides)
@@ -183,6 +184,9 @@ def main() -> None:
     )
     parser.add_argument("--adversarial-warmup-steps", type=int, default=100)
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    parser.add_argument(
+        "--init-weights", type=Path, default=None, help="continue from these weights"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "synthetic_benchmark")
