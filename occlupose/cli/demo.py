@@ -47,7 +47,7 @@ def demo(
     ),
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Output folder."),
     seed: int = typer.Option(7, help="Seed of the synthetic scene."),
-    occlusion: str = typer.Option("high", help="Occlusion of the scene: none/low/medium/high."),
+    occlusion: str = typer.Option("medium", help="Occlusion of the scene: none/low/medium/high."),
     size: int = typer.Option(256, help="Side of the synthetic scene in pixels."),
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),

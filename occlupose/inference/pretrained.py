@@ -15,8 +15,9 @@ __all__ = ["BUNDLED_WEIGHTS", "DEFAULT_WEIGHTS", "resolve_weights", "save_pretra
 
 _WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
-#: Names of weights that ship with occlupose -> file inside ``occlupose/weights``.
-BUNDLED_WEIGHTS: dict[str, str] = {}
+#: Names of weights that ship with occlupose -> file inside ``occlupose/weights``
+#: (each described in ``occlupose/weights/MODEL_CARD.md``).
+BUNDLED_WEIGHTS: dict[str, str] = {"hrgr_small_synthetic": "hrgr_small_synthetic.pt"}
 
 
 DEFAULT_WEIGHTS = "hrgr_small_synthetic"

@@ -48,3 +48,18 @@ def test_scene_ground_truth_scores_itself_perfectly():
         for a in truth["annotations"]
     ]
     assert evaluate_keypoints(truth, results, "coco")["AP"] == 1.0
+
+
+def test_demo_runs_the_bundled_default(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo_scene_seed7.png").is_file()
+    assert "medium occlusion" in result.output
+
+
+def test_default_model_on_a_photo_says_it_is_synthetic_only(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((60, 80, 3), 128, np.uint8))
+    result = runner.invoke(app, ["demo", "--image", str(photo), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "trained on synthetic scenes only" in " ".join(result.output.split())
