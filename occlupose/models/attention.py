@@ -58,4 +58,7 @@ class FusionAttention(nn.Module):
         return torch.sigmoid(channel_logit + spatial_logit)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * (1.0 + self.gamma * (2.0 * self.attention_map(x) - 1.0))
+        # x * (1 + gamma * (2a - 1)) written as x * ((1 - gamma) + 2 gamma a): two
+        # full-size operations instead of five (this runs at the highest resolution).
+        gate = torch.addcmul(1.0 - self.gamma, self.attention_map(x), 2.0 * self.gamma)
+        return x * gate
