@@ -91,7 +91,7 @@ def demo(
     truth = [select_keypoints(p.keypoints, kps) for p in scene.people]
     left = draw_ground_truth(scene.image, np.stack(truth), kps) if truth else scene.image.copy()
     right = draw_people(scene.image, people, kps, score_threshold=draw_threshold)
-    panel = side_by_side(left, right, ("ground truth (hidden joints: rings)", "prediction"))
+    panel = side_by_side(left, right, ("ground truth", "prediction"))
     path = out / f"demo_scene_seed{seed}.png"
     cv2.imwrite(str(path), panel)
 
@@ -109,3 +109,4 @@ def demo(
         )
     )
     console.print(f"AP on this scene: {metrics['AP']:.3f}   picture: {path}")
+    console.print("left: ground truth, hidden joints drawn as crossed rings; right: prediction")
