@@ -44,6 +44,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy.optimize import linear_sum_assignment
 
+from occlupose.data.synthetic.template import STANDING_COCO
 from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
 from occlupose.decode import (
     aggregate_heatmaps,
@@ -58,15 +59,6 @@ from occlupose.utils.io import atomic_write_json
 INPUT = 512
 SIGMA = 2.0
 LIMB_WIDTH = 1.0
-# A COCO person facing the camera, 1 unit tall, origin at the pelvis, y down.
-TEMPLATE = np.array(
-    [
-        (0.00, -0.46), (0.04, -0.49), (-0.04, -0.49), (0.09, -0.47), (-0.09, -0.47),
-        (0.17, -0.30), (-0.17, -0.30), (0.22, -0.10), (-0.22, -0.10), (0.24, 0.08),
-        (-0.24, 0.08), (0.10, 0.04), (-0.10, 0.04), (0.11, 0.27), (-0.11, 0.27),
-        (0.12, 0.50), (-0.12, 0.50),
-    ]
-)  # fmt: skip
 
 
 def random_people(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -75,7 +67,7 @@ def random_people(count: int, rng: np.random.Generator) -> np.ndarray:
     for n in range(count):
         angle = rng.uniform(-0.4, 0.4)
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        pose = TEMPLATE + rng.normal(0, 0.02, TEMPLATE.shape)
+        pose = STANDING_COCO + rng.normal(0, 0.02, STANDING_COCO.shape)
         height = rng.uniform(60, 200)
         people[n, :, :2] = pose @ rotation.T * height + rng.uniform(20, INPUT - 20, 2)
         people[n, :, 2] = rng.random(17) > 0.1

@@ -11,18 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from occlupose.data.synthetic.template import standing_person
 from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
-
-# A person facing the camera, 1 unit tall, origin at the pelvis, y down; COCO order.
-TEMPLATE = np.array(
-    [
-        (0.00, -0.46), (0.04, -0.49), (-0.04, -0.49), (0.09, -0.47), (-0.09, -0.47),
-        (0.17, -0.30), (-0.17, -0.30), (0.22, -0.10), (-0.22, -0.10), (0.24, 0.08),
-        (-0.24, 0.08), (0.10, 0.04), (-0.10, 0.04), (0.11, 0.27), (-0.11, 0.27),
-        (0.12, 0.50), (-0.12, 0.50),
-    ]
-)  # fmt: skip
 
 SIGMA = 2.0
 LIMB_WIDTH = 1.5
@@ -41,8 +32,8 @@ def person(
 
     ``missing`` joints get ``v = 0``; ``moved`` places joints at absolute positions.
     """
-    kp = np.ones((17, 3))
-    kp[:, :2] = TEMPLATE * height + (cx, cy)
+    kp = standing_person(cx, cy, height)
+    kp[:, 2] = 1
     for j, xy in (moved or {}).items():
         kp[j, :2] = xy
     kp[list(missing), 2] = 0

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from occlupose.data.synthetic.template import standing_person
 from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
 from occlupose.inference import Predictor, PredictorOptions
 from occlupose.models import PoseOutputs
@@ -22,18 +23,7 @@ from occlupose.structures import COCO_KEYPOINTS
 IMAGE_H, IMAGE_W = 200, 300
 
 
-def _person(cx: float, cy: float, height: float) -> np.ndarray:
-    """A standing COCO person: (17, 3) x, y, v in image pixels."""
-    u = height / 8
-    xy = [
-        (0, -3.6), (-0.2, -3.8), (0.2, -3.8), (-0.4, -3.7), (0.4, -3.7),
-        (-0.9, -3.0), (0.9, -3.0), (-1.2, -1.8), (1.2, -1.8), (-1.3, -0.6), (1.3, -0.6),
-        (-0.6, -0.3), (0.6, -0.3), (-0.7, 1.6), (0.7, 1.6), (-0.7, 3.4), (0.7, 3.4),
-    ]  # fmt: skip
-    return np.array([[cx + u * x, cy + u * y, 2.0] for x, y in xy])
-
-
-PEOPLE = np.stack([_person(80, 100, 150), _person(200, 110, 120)])
+PEOPLE = np.stack([standing_person(80, 100, 150), standing_person(200, 110, 120)])
 
 
 class IdealNetwork(nn.Module):
