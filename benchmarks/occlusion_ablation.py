@@ -34,7 +34,7 @@ from rich.table import Table
 
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
 from occlupose.engine.config import load_config
-from occlupose.engine.experiments import train_with_budget
+from occlupose.engine.experiments import split_overrides, train_with_budget
 from occlupose.evaluation import evaluate_results
 from occlupose.evaluation.inputs import load_json
 from occlupose.evaluation.plots import plot_ap_per_bin, plot_ap_vs_occlusion
@@ -71,11 +71,11 @@ def ensure_data(folder: Path, train: int, val: int, size: int) -> tuple[Path, Pa
 def run_variant(name: str, seed: int, args: argparse.Namespace, data: Path) -> dict:
     recipe, extra = VARIANTS[name]
     overrides = [
-        f"data.train_annotations={data / 'train' / ANNOTATION_FILE}",
-        f"data.train_images={data / 'train' / IMAGE_DIR}",
-        f"data.val_annotations={data / 'val' / ANNOTATION_FILE}",
-        f"data.val_images={data / 'val' / IMAGE_DIR}",
+        *split_overrides(data),
         f"data.input_size={args.size}",
+        # In-process loading: worker processes forked after an earlier run in the same
+        # process (its OpenMP threads) can die; on 2 cores they do not pay off anyway.
+        "data.num_workers=0",
         f"seed={seed}",
         "adversarial.warmup_epochs=0",
         "adversarial.warmup_steps=100",

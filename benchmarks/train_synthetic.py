@@ -37,10 +37,10 @@ from rich.console import Console
 from rich.table import Table
 
 from occlupose.data.bottom_up import BottomUpPoseDataset
-from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
+from occlupose.data.synthetic.generate import ANNOTATION_FILE, generate_dataset
 from occlupose.engine.build import load_split
 from occlupose.engine.config import config_to_dict, load_config
-from occlupose.engine.experiments import train_with_budget
+from occlupose.engine.experiments import split_overrides, train_with_budget
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.utils.io import atomic_write_json
 
@@ -75,10 +75,7 @@ def train_and_evaluate(
 ) -> dict:
     """Train recipe ``name`` for ``args.minutes`` and evaluate it on the held-out split."""
     overrides = [
-        f"data.train_annotations={data / 'train' / ANNOTATION_FILE}",
-        f"data.train_images={data / 'train' / IMAGE_DIR}",
-        f"data.val_annotations={data / 'val' / ANNOTATION_FILE}",
-        f"data.val_images={data / 'val' / IMAGE_DIR}",
+        *split_overrides(data),
         f"data.input_size={args.size}",
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={args.workers}",

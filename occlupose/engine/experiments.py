@@ -25,7 +25,25 @@ from occlupose.engine.config import (
 from occlupose.inference import save_pretrained
 from occlupose.structures import KeypointSet
 
-__all__ = ["BudgetRun", "Throughput", "TimeDecay", "max_time", "train_with_budget"]
+__all__ = [
+    "BudgetRun",
+    "Throughput",
+    "TimeDecay",
+    "max_time",
+    "split_overrides",
+    "train_with_budget",
+]
+
+
+def split_overrides(data_dir: str | Path) -> list[str]:
+    """Config overrides that train on ``data_dir/train`` and validate on ``data_dir/val``,
+    two folders written by ``occlupose synth`` (``annotations.json`` + ``images/``)."""
+    data_dir = Path(data_dir)
+    return [
+        f"data.{split}_{kind}={data_dir / split / name}"
+        for split in ("train", "val")
+        for kind, name in (("annotations", "annotations.json"), ("images", "images"))
+    ]
 
 
 def max_time(minutes: float) -> str:
