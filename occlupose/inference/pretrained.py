@@ -17,7 +17,10 @@ _WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 #: Names of weights that ship with occlupose -> file inside ``occlupose/weights``
 #: (each described in ``occlupose/weights/MODEL_CARD.md``).
-BUNDLED_WEIGHTS: dict[str, str] = {"hrgr_small_synthetic": "hrgr_small_synthetic.pt"}
+BUNDLED_WEIGHTS: dict[str, str] = {
+    "hrgr_small_synthetic": "hrgr_small_synthetic.pt",
+    "hrgr_small": "hrgr_small_synthetic.pt",  # a preset's name gives its bundled weights
+}
 
 
 DEFAULT_WEIGHTS = "hrgr_small_synthetic"

@@ -36,3 +36,10 @@ def test_default_model_finds_people_in_unoccluded_synthetic_scenes():
         results += [person.to_coco(i + 1) for person in people]
     # Measured 0.361 when the model was bundled; random weights give 0.
     assert evaluate_keypoints(ground_truth, results, "coco")["AP"] > 0.25
+
+
+def test_a_preset_name_gives_its_bundled_weights():
+    import occlupose
+
+    assert resolve_weights("hrgr_small") == resolve_weights(None)
+    assert occlupose.Predictor is Predictor
