@@ -34,7 +34,7 @@ from rich.table import Table
 
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
 from occlupose.engine.config import load_config
-from occlupose.engine.experiments import split_overrides, train_with_budget
+from occlupose.engine.experiments import cpu_speed_overrides, split_overrides, train_with_budget
 from occlupose.evaluation import evaluate_results
 from occlupose.evaluation.inputs import load_json
 from occlupose.evaluation.plots import plot_ap_per_bin, plot_ap_vs_occlusion
@@ -80,11 +80,12 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, data: Path) -> d
         "adversarial.warmup_epochs=0",
         "adversarial.warmup_steps=100",
         "trainer.logger=none",
+        *(cpu_speed_overrides() if args.fast else []),
         *extra,
     ]
     config = load_config(recipe, overrides)
     slug = name.strip("+ ").replace(" ", "_").replace("(", "").replace(")", "")
-    run = train_with_budget(config, args.out / "runs" / f"{slug}_seed{seed}", args.minutes)
+    run = train_with_budget(config, args.runs_dir / f"{slug}_seed{seed}", args.minutes)
 
     predictor = Predictor.from_pretrained(
         run.weights, options=PredictorOptions(input_size=args.size, flip=False)
@@ -102,6 +103,8 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, data: Path) -> d
         "variant": name,
         "seed": seed,
         "steps": run.steps,
+        "precision": config.trainer.precision,
+        "channels_last": config.trainer.channels_last,
         "images_per_second": run.images_per_second,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "AP": report["metrics"]["AP"],
@@ -122,12 +125,18 @@ def summarise(results: list[dict], args: argparse.Namespace) -> tuple[Table, str
     columns = ["model", "params (M)", "AP"] + [f"AP occl. {b}" for b in bins]
     columns += [f"AP @ {r:.0%} occluded" for r in args.rates if r > 0]
     table = Table(
-        title=f"ablation: {args.minutes:g} min x seeds {args.seeds} on 2 CPU threads, "
+        title=f"ablation: {args.minutes:g} min x seeds {args.seeds} on "
+        f"{torch.get_num_threads()} CPU threads ({results[0]['precision']}), "
         f"{args.train_images} train / {args.val_images} held-out images at {args.size} px"
     )
     for c in columns:
         table.add_column(c, justify="left" if c == "model" else "right")
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [
+        f"{table.title}; mean ± half-range over the seeds.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for name in VARIANTS:
         runs = [r for r in results if r["variant"] == name]
         if not runs:
@@ -155,6 +164,16 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "ablation_data")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "ablation")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=ROOT / "runs" / "ablation", help="weights of every run"
+    )
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="train in float32, contiguous layout (default: channels-last, and bfloat16 "
+        "where the CPU has bfloat16 instructions)",
+    )
     args = parser.parse_args()
     if 0.0 not in args.rates:
         args.rates = [0.0, *args.rates]

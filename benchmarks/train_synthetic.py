@@ -40,7 +40,7 @@ from occlupose.data.bottom_up import BottomUpPoseDataset
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, generate_dataset
 from occlupose.engine.build import load_split
 from occlupose.engine.config import config_to_dict, load_config
-from occlupose.engine.experiments import split_overrides, train_with_budget
+from occlupose.engine.experiments import cpu_speed_overrides, split_overrides, train_with_budget
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.utils.io import atomic_write_json
 
@@ -79,12 +79,14 @@ def train_and_evaluate(
         f"data.input_size={args.size}",
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={args.workers}",
-        f"optimizer.lr={args.lr}",
+        *([f"optimizer.lr={args.lr}"] if args.lr else []),
         "adversarial.warmup_epochs=0",
         f"adversarial.warmup_steps={args.adversarial_warmup_steps}",
         f"seed={args.seed}",
         f"trainer.logger={'tensorboard' if args.logs else 'none'}",
         *([f"model.init_weights={args.init_weights}"] if args.init_weights else []),
+        *(cpu_speed_overrides() if args.fast else []),
+        *args.set,
         *extra_overrides,
     ]
     config = load_config(RECIPES[name], overrides)
@@ -135,7 +137,9 @@ def print_table(results: list[dict], args: argparse.Namespace, console: Console)
     table = Table(
         title=f"synthetic benchmark: {args.train_images} train / {args.val_images} held-out "
         f"images at {args.size} px, {args.minutes:g} min of training each, "
-        f"{torch.get_num_threads()} torch threads",
+        f"{torch.get_num_threads()} torch threads, "
+        f"{results[0]['config']['trainer']['precision']}"
+        f"{', channels-last' if results[0]['config']['trainer']['channels_last'] else ''}",
         caption=f"target: hrgr_small AP >= {TARGET_AP} within {TARGET_MINUTES:g} min on 2 cores",
     )
     for column in ("model", "params", "steps", "img/s", "AP", "AP50", "AP75", "AR"):
@@ -175,7 +179,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image and input size (px)")
     parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None, help="default: the recipe's")
     parser.add_argument(
         "--decay-at", type=float, default=0.8, help="fraction of the budget: lr x0.1 from there"
     )
@@ -183,6 +187,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
     parser.add_argument(
         "--init-weights", type=Path, default=None, help="continue from these weights"
+    )
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="train in float32, contiguous layout (default: channels-last, and bfloat16 "
+        "where the CPU has bfloat16 instructions)",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more recipe overrides for every model, e.g. trainer.precision=32-true",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)

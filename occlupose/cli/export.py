@@ -40,9 +40,9 @@ def export(
     size = predictor.options.input_size
     if export_format == "pt":
         from occlupose.inference import resolve_weights, save_pretrained
-        from occlupose.inference.predictor import read_metadata
+        from occlupose.models import read_checkpoint
 
-        meta = read_metadata(resolve_weights(weights))
+        meta = read_checkpoint(resolve_weights(weights)).metadata
         save_pretrained(
             predictor.model,
             out,

@@ -20,6 +20,7 @@ from occlupose.decode.aggregate import (
     resize_maps,
 )
 from occlupose.decode.assignment import min_cost_assignment
+from occlupose.decode.group import group_people, resolve_grouping
 from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
 from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
 from occlupose.decode.tags import group_by_tags, resolve_joint_order
@@ -33,12 +34,14 @@ __all__ = [
     "flip_back_limb_fields",
     "group_by_limbs",
     "group_by_tags",
+    "group_people",
     "limb_flip_permutation",
     "limb_visit_order",
     "min_cost_assignment",
     "nms_heatmaps",
     "quarter_offsets",
     "resize_maps",
+    "resolve_grouping",
     "resolve_joint_order",
     "score_limb_pairs",
 ]

@@ -323,6 +323,7 @@ def prepare_training(
         discriminator=discriminator,
         adversarial=config.adversarial,
         validator=validator,
+        channels_last=config.trainer.channels_last,
         hparams={"config": config_to_dict(config)},
     )
     datamodule = PoseDataModule(

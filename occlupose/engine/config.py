@@ -120,7 +120,10 @@ class TrainerConfig:
         strategy: ``auto`` (DDP when there are several processes, with unused-parameter
             detection when the discriminator or an unused head needs it) or a Lightning
             strategy name.
-        precision: ``32-true``, ``16-mixed``, ``bf16-mixed``.
+        precision: ``32-true``, ``16-mixed``, ``bf16-mixed`` (on CPUs, bf16 is fast only
+            where the CPU has bfloat16 instructions: AVX512-BF16 or AMX).
+        channels_last: channels-last memory layout for the networks and images (faster
+            convolutions on recent CPUs and on GPUs with mixed precision).
         sync_batchnorm: synchronise BatchNorm statistics across processes.
         check_val_every_n_epoch: validation period (0: never).
         checkpoint_every_n_steps: write ``last.ckpt`` every this many optimiser steps
@@ -138,6 +141,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    channels_last: bool = False
     sync_batchnorm: bool = False
     check_val_every_n_epoch: int = 10
     checkpoint_every_n_steps: int = 1000

@@ -19,7 +19,11 @@ __all__ = [
 
 
 def heatmap_loss(
-    pred: Tensor, target: Tensor, mask: Tensor, joint_weights: Tensor | None = None
+    pred: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    joint_weights: Tensor | None = None,
+    foreground_weight: float = 1.0,
 ) -> Tensor:
     """Masked mean squared error of heatmaps (HigherHRNet's heatmap loss).
 
@@ -28,20 +32,39 @@ def heatmap_loss(
         mask: (B, H, W), 1 where the loss counts, 0 on ignored regions (crowds,
             people without labelled keypoints).
         joint_weights: (B, J) or (J,) per-joint weights, or None.
+        foreground_weight: pixels weigh ``1 + (foreground_weight - 1) * target``, so a
+            Gaussian's peak counts ``foreground_weight`` times as much as background.
+            1 is the published loss; larger values make short trainings find joints
+            sooner, because the few peak pixels no longer drown in the background.
 
     Returns:
         Scalar: the squared error averaged over pixels, joints and images.
     """
     error = (pred - target).square() * mask[:, None]
+    if foreground_weight != 1.0:
+        error = error * (1.0 + (foreground_weight - 1.0) * target)
     per_joint = error.mean(dim=(2, 3))  # (B, J)
     if joint_weights is not None:
         per_joint = per_joint * joint_weights
     return per_joint.mean()
 
 
-def limb_field_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Masked mean squared error of limb fields (B, 2L, H, W) with mask (B, H, W)."""
-    return ((pred - target).square() * mask[:, None]).mean()
+def limb_field_loss(
+    pred: Tensor, target: Tensor, mask: Tensor, foreground_weight: float = 1.0
+) -> Tensor:
+    """Masked mean squared error of limb fields (B, 2L, H, W) with mask (B, H, W).
+
+    ``foreground_weight``: pixels weigh ``1 + (foreground_weight - 1) * |v|`` per limb,
+    where ``|v|`` is the length of the target vector there (1 on the limb, 0 off it),
+    for the same reason as in :func:`heatmap_loss`.
+    """
+    error = (pred - target).square() * mask[:, None]
+    if foreground_weight != 1.0:
+        b, c, h, w = target.shape
+        length = target.reshape(b, c // 2, 2, h, w).norm(dim=2)  # (B, L, H, W)
+        weight = 1.0 + (foreground_weight - 1.0) * length
+        error = error * weight.repeat_interleave(2, dim=1)
+    return error.mean()
 
 
 def associative_embedding_loss(tags: Tensor, joints: Tensor) -> tuple[Tensor, Tensor]:

@@ -55,7 +55,11 @@ class LossWeights:
     Attributes:
         heatmap: one weight per output resolution (1/4, 1/2, ...).
         push, pull: associative-embedding weights (HigherHRNet: 1e-3 each, 1/4 output).
+        heatmap_foreground: per-pixel weight of a heatmap's peak relative to its
+            background (see :func:`~occlupose.engine.losses.heatmap_loss`; 1: published).
         limb: limb-field loss weight.
+        limb_foreground: per-pixel weight of a limb relative to the background of its
+            field (see :func:`~occlupose.engine.losses.limb_field_loss`; 1: plain MSE).
         completion: weight of the completed heatmaps' loss (per resolution, times ``heatmap``).
         first_stage_targets: what the first-stage heatmaps learn: ``"visible"`` joints,
             ``"complete"`` (every labelled joint), or ``"auto"`` (visible when the model
@@ -63,13 +67,18 @@ class LossWeights:
     """
 
     heatmap: tuple[float, ...] = (1.0, 1.0)
+    heatmap_foreground: float = 1.0
     push: float = 1e-3
     pull: float = 1e-3
     limb: float = 1.0
+    limb_foreground: float = 1.0
     completion: float = 1.0
     first_stage_targets: str = "auto"
 
     def __post_init__(self) -> None:
+        for name in ("heatmap_foreground", "limb_foreground"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.first_stage_targets not in ("auto", "visible", "complete"):
             raise ValueError(
                 "first_stage_targets must be auto, visible or complete, "
@@ -132,6 +141,9 @@ class PoseTrainingModule(L.LightningModule):
         discriminator: the pose discriminator, needed when ``adversarial.weight > 0``.
         adversarial: adversarial term settings.
         validator: scores validation batches (None: validation only runs the network).
+        channels_last: keep the networks and images in channels-last memory layout
+            (faster convolutions with oneDNN on CPUs and with tensor cores on GPUs;
+            the numbers computed are the same).
         hparams: plain data saved in checkpoints to rebuild the run (e.g. the config).
     """
 
@@ -145,6 +157,7 @@ class PoseTrainingModule(L.LightningModule):
         discriminator: PoseDiscriminator | None = None,
         adversarial: AdversarialSettings = AdversarialSettings(),
         validator: PoseValidator | None = None,
+        channels_last: bool = False,
         hparams: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -164,6 +177,11 @@ class PoseTrainingModule(L.LightningModule):
         self.optim = optimizer
         self.adversarial = adversarial
         self.validator = validator
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.model.to(memory_format=self.memory_format)
+            if self.discriminator is not None:
+                self.discriminator.to(memory_format=self.memory_format)
         self.pose_steps = 0  # optimiser steps of the pose network (global_step counts both)
         self._val_people: dict[int, list[Person]] = {}
         self.save_hyperparameters(
@@ -197,7 +215,7 @@ class PoseTrainingModule(L.LightningModule):
 
         def per_resolution(preds: list[Tensor], targets: list[Tensor]) -> Tensor:
             return sum(
-                w * heatmap_loss(p.float(), t, m, weights)
+                w * heatmap_loss(p.float(), t, m, weights, self.losses.heatmap_foreground)
                 for w, p, t, m in zip(self.losses.heatmap, preds, targets, masks, strict=True)
             )
 
@@ -222,9 +240,15 @@ class PoseTrainingModule(L.LightningModule):
                     "dataset with with_limbs=True (or set loss.limb to 0)"
                 )
             terms["limb"] = self.losses.limb * limb_field_loss(
-                outputs.limbs.float(), batch["limb_fields"], masks[0]
+                outputs.limbs.float(),
+                batch["limb_fields"],
+                masks[0],
+                self.losses.limb_foreground,
             )
         return terms
+
+    def _images(self, batch: dict[str, Any]) -> Tensor:
+        return batch["image"].contiguous(memory_format=self.memory_format)
 
     def _judge(self, heatmaps: Tensor, features: Tensor) -> Tensor:
         assert self.discriminator is not None
@@ -253,7 +277,7 @@ class PoseTrainingModule(L.LightningModule):
         # adversarial loss leaves no gradients on it.
         if opt_disc is not None:
             self.toggle_optimizer(opt_pose)
-        outputs = self.model(batch["image"])
+        outputs = self.model(self._images(batch))
         terms = self.pose_losses(outputs, batch)
         if adversarial:
             fake_logits = self._judge(self._generated(outputs), outputs.features)
@@ -342,7 +366,7 @@ class PoseTrainingModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if self.validator is None:
             return
-        outputs = self.model(batch["image"])
+        outputs = self.model(self._images(batch))
         people = decode_batch(
             outputs,
             batch["matrix"],

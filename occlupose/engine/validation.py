@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from occlupose.decode import aggregate_heatmaps, group_by_limbs, group_by_tags, resize_maps
+from occlupose.decode import aggregate_heatmaps, group_people, resize_maps, resolve_grouping
 from occlupose.models.hrgr import PoseOutputs
 from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
@@ -116,18 +116,14 @@ def decode_batch(
     """
     heatmaps = aggregate_heatmaps([h.detach().float() for h in outputs.final_heatmaps])
     size = tuple(heatmaps.shape[-2:])
-    grouping = settings.grouping
-    if grouping == "auto":
-        grouping = "limbs" if outputs.limbs is not None else "tags"
+    grouping = resolve_grouping(
+        settings.grouping, has_tags=outputs.tags is not None, has_limbs=outputs.limbs is not None
+    )
     if grouping == "tags":
-        if outputs.tags is None:
-            raise ValueError("tag grouping needs a model with a tag head (with_tags=True)")
         extra = resize_maps(outputs.tags.detach().float(), size)
         if extra.shape[1] == 1:  # one shared tag map
             extra = extra.expand_as(heatmaps)
     else:
-        if outputs.limbs is None:
-            raise ValueError("limb grouping needs a model with a limb head (num_limbs > 0)")
         # Unit direction vectors: resizing the field keeps its meaning.
         extra = resize_maps(outputs.limbs.detach().float(), size)
 
@@ -138,27 +134,18 @@ def decode_batch(
     ids = [int(i) for i in (image_ids.tolist() if isinstance(image_ids, Tensor) else image_ids)]
     people_per_image: dict[int, list[Person]] = {}
     for b, image_id in enumerate(ids):
-        if grouping == "tags":
-            people, scores = group_by_tags(
-                heatmaps_np[b],
-                extra_np[b],
-                detection_threshold=settings.detection_threshold,
-                tag_threshold=settings.tag_threshold,
-                max_people=settings.max_people,
-                nms_kernel=settings.nms_kernel,
-                adjust=True,
-                refine=settings.refine,
-                keypoint_set=keypoint_set,
-            )
-        else:
-            people, scores = group_by_limbs(
-                heatmaps_np[b],
-                extra_np[b],
-                keypoint_set,
-                detection_threshold=settings.detection_threshold,
-                nms_kernel=settings.nms_kernel,
-                adjust=True,
-            )
+        people, scores = group_people(
+            heatmaps_np[b],
+            keypoint_set,
+            grouping=grouping,
+            tags=extra_np[b] if grouping == "tags" else None,
+            limbs=extra_np[b] if grouping == "limbs" else None,
+            detection_threshold=settings.detection_threshold,
+            tag_threshold=settings.tag_threshold,
+            max_people=settings.max_people,
+            nms_kernel=settings.nms_kernel,
+            refine=settings.refine,
+        )
         # Both groupers report HigherHRNet's pixel-corner coordinates.
         people[..., :2] -= 0.5
         people_per_image[image_id] = _to_people(

@@ -12,7 +12,6 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,13 +19,21 @@ import torch
 
 from occlupose.data.augment import ResizedImage, resize_short_side
 from occlupose.data.image_io import read_image, to_rgb_uint8
+from occlupose.decode import group_people, resolve_grouping
 from occlupose.inference.tta import (
     MapsAtOneSize,
     NetworkPass,
     flip_back_outputs,
     merge_outputs,
 )
-from occlupose.models import PRESETS, HRGRNet, create_model, load_weights, read_state_dict
+from occlupose.models import (
+    PRESETS,
+    Checkpoint,
+    HRGRNet,
+    create_model,
+    load_weights,
+    read_checkpoint,
+)
 from occlupose.structures import KeypointSet, Person, get_keypoint_set
 
 __all__ = ["Predictor", "PredictorOptions", "as_rgb_image"]
@@ -126,14 +133,11 @@ class Predictor:
         self.model = model.eval().to(self.device)
         if half:
             self.model.half()
-        grouping = self.options.grouping
-        if grouping == "auto":
-            grouping = "limbs" if model.limb_head is not None else "tags"
-        if grouping == "limbs" and model.limb_head is None:
-            raise ValueError("grouping='limbs' needs a model with a limb-field head")
-        if grouping == "tags" and not model.tag_channels:
-            raise ValueError("grouping='tags' needs a model with a tag head")
-        self.grouping = grouping
+        self.grouping = resolve_grouping(
+            self.options.grouping,
+            has_tags=model.tag_channels > 0,
+            has_limbs=model.limb_head is not None,
+        )
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
         self._mean, self._std = mean, std
@@ -160,7 +164,8 @@ class Predictor:
         from occlupose.inference.pretrained import resolve_weights
 
         path = resolve_weights(weights)
-        meta = read_metadata(path)
+        checkpoint = read_checkpoint(path)
+        meta = checkpoint.metadata
         preset = preset or meta.get("preset")
         if preset is None:
             raise ValueError(
@@ -168,9 +173,9 @@ class Predictor:
                 f"(one of {', '.join(PRESETS)})"
             )
         if keypoint_set is None:
-            keypoint_set = meta.get("keypoint_set") or _keypoint_set_from_joints(path)
+            keypoint_set = meta.get("keypoint_set") or _keypoint_set_from_joints(checkpoint)
         model = create_model(preset, keypoint_set=keypoint_set, **meta.get("model_kwargs", {}))
-        report = load_weights(model, path)
+        report = load_weights(model, checkpoint)
         if report.initialised:
             logger.warning(
                 "%d tensors of %s are not in %s and keep their initialisation",
@@ -250,25 +255,16 @@ class Predictor:
         return x.half() if self.half else x
 
     def _group(self, maps: MapsAtOneSize) -> tuple[np.ndarray, np.ndarray]:
-        from occlupose.decode import group_by_limbs, group_by_tags
-
         opts = self.options
-        heatmaps = maps.heatmaps.float().cpu().numpy()
-        if self.grouping == "limbs":
-            return group_by_limbs(
-                heatmaps,
-                maps.limbs.float().cpu().numpy(),
-                self.keypoint_set,
-                detection_threshold=opts.detection_threshold,
-                max_people=opts.max_people,
-            )
-        return group_by_tags(
-            heatmaps,
-            maps.tags.float().cpu().numpy(),
+        return group_people(
+            maps.heatmaps.float().cpu().numpy(),
+            self.keypoint_set,
+            grouping=self.grouping,
+            tags=maps.tags.float().cpu().numpy() if self.grouping == "tags" else None,
+            limbs=maps.limbs.float().cpu().numpy() if self.grouping == "limbs" else None,
             detection_threshold=opts.detection_threshold,
             tag_threshold=opts.tag_threshold,
             max_people=opts.max_people,
-            keypoint_set=self.keypoint_set,
         )
 
 
@@ -284,23 +280,13 @@ def _select(outputs, index: slice):
     )
 
 
-def read_metadata(path: Path) -> dict:
-    """The ``occlupose`` metadata block of a checkpoint (empty for official files)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # read_state_dict (via load_weights) reports the problem clearly
-        return {}
-    meta = obj.get("occlupose") if isinstance(obj, dict) else None
-    return dict(meta) if isinstance(meta, dict) else {}
-
-
-def _keypoint_set_from_joints(path: Path) -> str:
-    state = read_state_dict(path)
-    weight = state.get("final_layers.1.weight")
+def _keypoint_set_from_joints(checkpoint: Checkpoint) -> str:
+    weight = checkpoint.state.get("final_layers.1.weight")
     joints = None if weight is None else int(weight.shape[0])
     by_count = {17: "coco", 14: "crowdpose"}
     if joints not in by_count:
         raise ValueError(
-            f"cannot tell the keypoint set of {path} ({joints} joints); pass keypoint_set=..."
+            f"cannot tell the keypoint set of {checkpoint.path} ({joints} joints); "
+            "pass keypoint_set=..."
         )
     return by_count[joints]

@@ -1,7 +1,14 @@
 """Networks: the HRNet backbone, HigherHRNet and HRGR-Net, presets and checkpoint loading."""
 
 from occlupose.models.attention import FusionAttention
-from occlupose.models.checkpoint import CheckpointError, LoadReport, load_weights, read_state_dict
+from occlupose.models.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    LoadReport,
+    load_weights,
+    read_checkpoint,
+    read_state_dict,
+)
 from occlupose.models.completion import HeatmapCompletionGenerator, PoseDiscriminator
 from occlupose.models.heads import LimbFieldHead, MultiScaleFeatureFusion
 from occlupose.models.hrgr import HigherHRNet, HRGRNet, PoseOutputs
@@ -19,6 +26,7 @@ from occlupose.models.presets import (
 )
 
 __all__ = [
+    "Checkpoint",
     "PRESETS",
     "CheckpointError",
     "FusionAttention",
@@ -41,5 +49,6 @@ __all__ = [
     "hrgr_w48_640",
     "list_presets",
     "load_weights",
+    "read_checkpoint",
     "read_state_dict",
 ]

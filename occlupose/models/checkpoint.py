@@ -11,7 +11,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "LoadReport", "load_weights", "read_state_dict"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "LoadReport",
+    "load_weights",
+    "read_checkpoint",
+    "read_state_dict",
+]
 
 # Keys that only ImageNet classification HRNet checkpoints have.
 _CLASSIFICATION_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
@@ -58,8 +65,25 @@ def _listing(keys: list[str]) -> str:
     return ", ".join(keys[:_MAX_LISTED]) + more
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read a state dict from a checkpoint file without running pickled code.
+@dataclass
+class Checkpoint:
+    """A checkpoint file read once: the network's state dict and occlupose's metadata.
+
+    Attributes:
+        path: the file.
+        state: the network's tensors (wrappers and prefixes removed, see
+            :func:`read_checkpoint`).
+        metadata: the file's ``occlupose`` block (preset, keypoint set, model arguments,
+            input size); empty for official HRNet/HigherHRNet files.
+    """
+
+    path: Path
+    state: dict[str, Tensor]
+    metadata: dict
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file without running pickled code.
 
     Accepts bare state dicts, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers
     keys prefixed with ``module.`` (DataParallel), and Lightning checkpoints of the
@@ -81,6 +105,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     except Exception as err:  # corrupt, truncated or not a torch file at all
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
 
+    metadata = obj.get("occlupose") if isinstance(obj, Mapping) else None
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
@@ -97,7 +123,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         # A Lightning checkpoint of occlupose's training module: the pose network is
         # under "model."; the rest (e.g. the discriminator) is not part of it.
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-    return state
+    return Checkpoint(path, state, metadata)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The network's state dict of a checkpoint file (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path).state
 
 
 def _shape_mismatches(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> list[str]:
@@ -119,7 +150,7 @@ def _joint_hint(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) 
     return ""
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike) -> LoadReport:
+def load_weights(model: nn.Module, source: str | os.PathLike | Checkpoint) -> LoadReport:
     """Load a checkpoint into ``model``, checking that it really fits.
 
     * A pose-model checkpoint (HigherHRNet official files, occlupose files) must
@@ -129,12 +160,14 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> LoadReport:
     * An ImageNet classification HRNet checkpoint initialises the backbone only;
       its classification head is reported in ``skipped``.
 
+    ``source`` is a file, or a :class:`Checkpoint` already read from one.
+
     Raises:
         CheckpointError: unreadable file, or keys/shapes that do not fit, naming
             the first mismatched keys and shapes.
     """
-    path = Path(path)
-    state = read_state_dict(path)
+    checkpoint = source if isinstance(source, Checkpoint) else read_checkpoint(source)
+    path, state = checkpoint.path, checkpoint.state
     model_state = model.state_dict()
     added = tuple(getattr(model, "added_module_prefixes", lambda: ())())
 

@@ -45,6 +45,7 @@ def test_higherhrnet_recipe_is_the_published_one():
         40.0,
     )
     assert (c.loss.push, c.loss.pull, c.loss.heatmap) == (1e-3, 1e-3, (1.0, 1.0))
+    assert c.loss.heatmap_foreground == 1.0  # the published, unweighted MSE
     assert c.adversarial.weight == 0.0 and c.data.occluder_probability == 0.0
     assert not c.data.v1_is_hidden  # HigherHRNet's targets: every labelled joint
 
@@ -65,6 +66,7 @@ def test_synthetic_baseline_is_hrgr_small_without_its_modules_and_same_budget():
     for section in ("optimizer", "trainer"):
         assert hrgr[section] == base[section]
     assert hrgr["seed"] == base["seed"]
+    assert hrgr["loss"]["heatmap_foreground"] == base["loss"]["heatmap_foreground"]
     same_data = {k: v for k, v in hrgr["data"].items() if k != "v1_is_hidden"}
     assert same_data == {k: v for k, v in base["data"].items() if k != "v1_is_hidden"}
 

@@ -25,6 +25,17 @@ def test_heatmap_loss_masks_pixels_and_weights_joints():
     assert heatmap_loss(pred, target, mask, torch.tensor([2.0, 1.0])).item() == pytest.approx(3.5)
 
 
+def test_heatmap_loss_foreground_weight_by_hand():
+    target = torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])  # (1, 1, 2, 2)
+    pred = torch.full_like(target, 0.5)
+    mask = torch.ones(1, 2, 2)
+    # squared errors 0.25, 0, 0.25, 0.25; weights 1 + 9 * target = 10, 5.5, 1, 1
+    assert heatmap_loss(pred, target, mask, foreground_weight=10.0).item() == pytest.approx(
+        (2.5 + 0.0 + 0.25 + 0.25) / 4
+    )
+    assert heatmap_loss(pred, target, mask, foreground_weight=1.0).item() == pytest.approx(0.75 / 4)
+
+
 def test_heatmap_loss_averages_images():
     pred = torch.stack([torch.ones(1, 2, 2), torch.zeros(1, 2, 2)])  # (2, 1, 2, 2)
     loss = heatmap_loss(pred, torch.zeros_like(pred), torch.ones(2, 2, 2))
@@ -37,6 +48,18 @@ def test_limb_field_loss():
     pred[0, 1, 0, 1] = 2.0  # counts: 4 over 4 elements
     mask = torch.tensor([[[0.0, 1.0]]])
     assert limb_field_loss(pred, torch.zeros_like(pred), mask).item() == pytest.approx(1.0)
+
+
+def test_limb_field_loss_foreground_weight_by_hand():
+    # One limb on a 1 x 2 map: a unit vector (0.6, 0.8) at x=0, nothing at x=1.
+    target = torch.tensor([[[[0.6, 0.0]], [[0.8, 0.0]]]])  # (1, 2, 1, 2)
+    pred = torch.zeros_like(target)
+    pred[0, 0, 0, 1] = 1.0
+    mask = torch.ones(1, 1, 2)
+    # errors 0.36 and 0.64 at x=0 (weight 1 + 4 * 1 = 5), 1 at x=1 (weight 1); 4 elements
+    loss = limb_field_loss(pred, target, mask, foreground_weight=5.0)
+    assert loss.item() == pytest.approx((5 * (0.36 + 0.64) + 1.0) / 4)
+    assert limb_field_loss(pred, target, mask).item() == pytest.approx(2.0 / 4)
 
 
 def _joints(rows):

@@ -216,3 +216,38 @@ def test_gradient_clipping_bounds_the_norm(tiny_config, synthetic_data, tmp_path
     run.module.on_before_optimizer_step = clip_and_measure
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert len(norms) == 3 and max(norms) <= 0.01 * (1 + 1e-4)
+
+
+def test_channels_last_trains_the_same_network(tiny_config, synthetic_data, tmp_path):
+    # Same seed, same data: the memory layout changes how convolutions run, not what
+    # they compute, so the loss curves agree to float rounding.
+    curves = []
+    for channels_last in (False, True):
+        config = tiny_config(
+            synthetic_data,
+            f"trainer.channels_last={str(channels_last).lower()}",
+            trainer={"max_epochs": 1, "checkpoint_every_n_steps": 0},
+        )
+        record = _Record()
+        run = _fit(config, tmp_path / str(channels_last), [record])
+        conv = next(m for m in run.module.model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        curves.append([loss for _, loss, _ in record.rows])
+    assert len(curves[0]) == 3
+    assert curves[1] == pytest.approx(curves[0], rel=1e-3)
+
+
+def test_foreground_weight_raises_the_heatmap_loss(tiny_config, synthetic_data, tmp_path):
+    # The prediction layers start near zero, so every peak pixel is an error: weighting
+    # the peaks 10x must raise the first heatmap loss, and by less than 10x.
+    first = []
+    for weight in (1.0, 10.0):
+        config = tiny_config(
+            synthetic_data,
+            f"loss.heatmap_foreground={weight}",
+            trainer={"max_epochs": 1, "checkpoint_every_n_steps": 0},
+        )
+        record = _Record()
+        _fit(config, tmp_path / str(weight), [record])
+        first.append(record.rows[0][1])
+    assert first[0] < first[1] < 10 * first[0]

@@ -14,6 +14,7 @@ from occlupose.models import (
     HighResolutionNet,
     HRGRNet,
     load_weights,
+    read_checkpoint,
 )
 
 
@@ -65,6 +66,21 @@ def test_official_checkpoint_formats_load(tiny_reference, reference_model, tmp_p
     assert len(report.loaded) == len(tiny_reference["state_dict"])
     assert report.initialised == [] and report.skipped == []
     _outputs_match(reference_model, tiny_reference)
+
+
+def test_a_checkpoint_read_once_loads_with_its_metadata(tiny_reference, reference_model, tmp_path):
+    path = tmp_path / "ckpt.pth"
+    meta = {"preset": "higherhrnet_w32_512", "keypoint_set": "coco", "input_size": 64}
+    torch.save({"state_dict": tiny_reference["state_dict"], "occlupose": meta}, path)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.metadata == meta and checkpoint.path == path
+    assert set(checkpoint.state) == set(tiny_reference["state_dict"])
+    report = load_weights(reference_model, checkpoint)
+    assert report.path == path and len(report.loaded) == len(tiny_reference["state_dict"])
+    _outputs_match(reference_model, tiny_reference)
+    # Official files carry no metadata.
+    torch.save(tiny_reference["state_dict"], path)
+    assert read_checkpoint(path).metadata == {}
 
 
 def test_checkpoint_needing_pickled_code_is_refused(reference_model, tmp_path):
