@@ -30,6 +30,7 @@ from occlupose.evaluation.occlusion import (
     ap_per_bin,
     bins_from_edges,
     keypoint_localisation,
+    visible_keypoint_oracle,
 )
 from occlupose.evaluation.report import (
     evaluate_occlusion_curve,
@@ -61,5 +62,6 @@ __all__ = [
     "occlude_image",
     "people_to_results",
     "report_models",
+    "visible_keypoint_oracle",
     "write_report",
 ]

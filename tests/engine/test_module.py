@@ -251,3 +251,25 @@ def test_foreground_weight_raises_the_heatmap_loss(tiny_config, synthetic_data, 
         _fit(config, tmp_path / str(weight), [record])
         first.append(record.rows[0][1])
     assert first[0] < first[1] < 10 * first[0]
+
+
+class _BatchTypes(L.Callback):
+    def __init__(self) -> None:
+        self.types: list[tuple] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.types.append(
+            (batch["image"].dtype, batch["heatmaps"][0].dtype, batch["masks"][0].dtype)
+        )
+
+
+def test_compact_samples_reach_the_network_as_float32(tiny_config, synthetic_data, tmp_path):
+    config = tiny_config(synthetic_data, trainer={"max_epochs": 1, "checkpoint_every_n_steps": 0})
+    run = prepare_training(config, tmp_path)
+    # The datasets hand out uint8 images and float16 targets ...
+    assert run.datamodule.train_dataset.compact and run.datamodule.val_dataset is None
+    probe = _BatchTypes()
+    run.trainer.callbacks.append(probe)
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    # ... and the module gets float32 on its device.
+    assert probe.types == [(torch.float32, torch.float32, torch.float32)] * 3

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from occlupose.evaluation import DEFAULT_OCCLUSION_BINS, Bin, ap_per_bin, bins_from_edges
+from occlupose.evaluation import (
+    DEFAULT_OCCLUSION_BINS,
+    Bin,
+    ap_per_bin,
+    bins_from_edges,
+    visible_keypoint_oracle,
+)
 from occlupose.evaluation.coco_eval import make_evaluator
 from occlupose.evaluation.occlusion import occlusion_rate_per_person, overlap_per_person
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
@@ -138,3 +144,28 @@ def test_per_image_bins_restrict_images(scenes):
     rows = ap_per_bin(evaluator, {1: 0.1, 2: 0.9}, bins, per_image=True)
     assert [(r["num_images"], r["num_people"]) for r in rows] == [(1, 1), (1, 1)]
     assert [r["AP"] for r in rows] == pytest.approx([1.0, 0.0])
+
+
+def test_visible_keypoint_oracle_caps_occluded_people(scenes):
+    # 10 people with 3 of 17 keypoints hidden: OKS = 14/17 = 0.82, so they match at the
+    # thresholds 0.50 ... 0.80 (7 of 10): AP 0.7. 10 people with 9 hidden: OKS = 8/17 =
+    # 0.47 < 0.5, AP 0. Unoccluded people: AP 1.
+    v_light = np.array([1] * 3 + [2] * 14)
+    v_heavy = np.array([1] * 9 + [2] * 8)
+    anns = []
+    for i in range(30):
+        v = [None, v_light, v_heavy][i // 10]
+        box = (100.0 + 25 * (i % 10), 100.0 + 20 * (i // 10), 80.0, 200.0)
+        anns.append(scenes.annotation(i + 1, i + 1, box, visibility=v))
+    gt = scenes.ground_truth(anns, list(range(1, 31)))
+    results = visible_keypoint_oracle(gt)
+    assert len(results) == 30
+    hidden = np.asarray(results[10]["keypoints"]).reshape(17, 3)[:3]
+    assert np.all(hidden == [0.0, 0.0, 1.0])  # hidden keypoints are not placed
+    evaluator = make_evaluator(gt, results, "coco")
+    rates = occlusion_rate_per_person(evaluator.cocoGt)
+    rows = ap_per_bin(evaluator, rates, DEFAULT_OCCLUSION_BINS)
+    by_label = {r["label"]: r["AP"] for r in rows}
+    assert by_label["0"] == pytest.approx(1.0)
+    assert by_label["(0, 0.2]"] == pytest.approx(0.7)
+    assert by_label["> 0.4"] == pytest.approx(0.0)
