@@ -22,6 +22,7 @@ is under a minute for the full report.
 from __future__ import annotations
 
 import os
+import sys
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -134,7 +135,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: full tables
     gt, results = synthetic_coco_val(args.images, args.people, args.seed)
     num_people = sum(1 for a in gt["annotations"] if a["num_keypoints"] > 0 and not a["iscrowd"])
     console.print(

@@ -22,6 +22,7 @@ import argparse
 import multiprocessing as mp
 import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -134,7 +135,7 @@ def main() -> None:
             f"{r['peak_mb']:.0f}",
             f"{r['params'] / base['params']:.3f} / {r['latency_ms'] / base['latency_ms']:.3f}",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: full tables
     console.print(table)
     cand = by_name[CANDIDATE]
     p_ratio, t_ratio = cand["params"] / base["params"], cand["latency_ms"] / base["latency_ms"]

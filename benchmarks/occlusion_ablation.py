@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def main() -> None:
         args.rates = [0.0, *args.rates]
     args.rates = sorted(args.rates)
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: full tables
     data = args.data_dir / f"{args.size}px_{args.train_images}_{args.val_images}"
     ensure_data(data, args.train_images, args.val_images, args.size)
     start = time.perf_counter()

@@ -20,6 +20,7 @@ table ``occlupose synth`` prints.
 from __future__ import annotations
 
 import os
+import sys
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rate-images", type=int, default=300, help="images per level")
     args = parser.parse_args()
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: full tables
     pinning = _pin_to_one_core()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -178,7 +179,7 @@ def main() -> None:
             f"{base['ms'] / row['ms']:.2f}x",
             "-" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # logs: full tables
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,7 @@ def main() -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args()
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: full tables
     torch.set_num_threads(args.threads)
     data = args.data_dir / f"{args.size}px_{args.train_images}_{args.val_images}"
     start = time.perf_counter()
