@@ -115,7 +115,7 @@ def build_datasets(
 
     ``compact`` samples (uint8 images, float16 targets, uint8 masks) cross the
     worker-to-trainer queue and the host-to-GPU copy at a third of the float32 size;
-    :meth:`PoseTrainingModule.on_after_batch_transfer` restores float32 on the device.
+    :meth:`PoseDataModule.on_after_batch_transfer` restores float32 on the device.
     """
     from occlupose.data.bottom_up import BottomUpPoseDataset
 

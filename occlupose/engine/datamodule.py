@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sized
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -24,7 +25,8 @@ class PoseDataModule(L.LightningDataModule):
 
     The training order is a function of ``(seed, epoch)`` and resumes mid-epoch (see
     :mod:`occlupose.engine.data`); under DDP each rank reads its own shard (the
-    trainer must run with ``use_distributed_sampler=False``).
+    trainer must run with ``use_distributed_sampler=False``). Compact samples (uint8
+    images, float16 targets) become float32 once on the training device.
 
     Args:
         train_dataset: training samples, e.g. a ``BottomUpPoseDataset`` with a seed.
@@ -57,6 +59,12 @@ class PoseDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.pin_memory = pin_memory
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Imported lazily, as in _worker_init_fn.
+        from occlupose.data.bottom_up import prepare_batch
+
+        return prepare_batch(batch, batch["image"].device)
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer

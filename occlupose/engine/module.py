@@ -32,7 +32,6 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
-from occlupose.data.bottom_up import prepare_batch
 from occlupose.engine.losses import (
     associative_embedding_loss,
     discriminator_loss,
@@ -262,10 +261,6 @@ class PoseTrainingModule(L.LightningModule):
         return outputs.final_heatmaps[0]  # the discriminator judges the 1/4 maps
 
     # ---------------------------------------------------------------- training
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Compact batches (uint8 images, float16 targets) become float32 on the device.
-        return prepare_batch(batch, self.device)
-
     def _optimizers(self) -> tuple[Any, Any | None]:
         optimizers = self.optimizers()
         if isinstance(optimizers, list):
