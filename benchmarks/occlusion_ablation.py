@@ -35,7 +35,12 @@ from rich.table import Table
 
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
 from occlupose.engine.config import load_config
-from occlupose.engine.experiments import cpu_speed_overrides, split_overrides, train_with_budget
+from occlupose.engine.experiments import (
+    add_fast_argument,
+    cpu_speed_overrides,
+    split_overrides,
+    train_with_budget,
+)
 from occlupose.evaluation import evaluate_results
 from occlupose.evaluation.inputs import load_json
 from occlupose.evaluation.plots import plot_ap_per_bin, plot_ap_vs_occlusion
@@ -168,13 +173,7 @@ def main() -> None:
     parser.add_argument(
         "--runs-dir", type=Path, default=ROOT / "runs" / "ablation", help="weights of every run"
     )
-    parser.add_argument(
-        "--no-fast",
-        dest="fast",
-        action="store_false",
-        help="train in float32, contiguous layout (default: channels-last, and bfloat16 "
-        "where the CPU has bfloat16 instructions)",
-    )
+    add_fast_argument(parser)
     args = parser.parse_args()
     if 0.0 not in args.rates:
         args.rates = [0.0, *args.rates]

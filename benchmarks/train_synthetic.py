@@ -44,7 +44,12 @@ from occlupose.data.bottom_up import BottomUpPoseDataset
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, generate_dataset
 from occlupose.engine.build import load_split
 from occlupose.engine.config import config_to_dict, load_config
-from occlupose.engine.experiments import cpu_speed_overrides, split_overrides, train_with_budget
+from occlupose.engine.experiments import (
+    add_fast_argument,
+    cpu_speed_overrides,
+    split_overrides,
+    train_with_budget,
+)
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.evaluation import evaluate_results, visible_keypoint_oracle
 from occlupose.utils.io import atomic_write_json
@@ -212,13 +217,7 @@ def main() -> None:
     parser.add_argument(
         "--init-weights", type=Path, default=None, help="continue from these weights"
     )
-    parser.add_argument(
-        "--no-fast",
-        dest="fast",
-        action="store_false",
-        help="train in float32, contiguous layout (default: channels-last, and bfloat16 "
-        "where the CPU has bfloat16 instructions)",
-    )
+    add_fast_argument(parser)
     parser.add_argument(
         "--set",
         nargs="*",

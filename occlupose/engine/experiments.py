@@ -8,6 +8,7 @@ weights in the self-describing format of :func:`occlupose.inference.save_pretrai
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "BudgetRun",
     "Throughput",
     "TimeDecay",
+    "add_fast_argument",
     "cpu_speed_overrides",
     "max_time",
     "split_overrides",
@@ -59,6 +61,18 @@ def cpu_speed_overrides() -> list[str]:
     if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         overrides.append("trainer.precision=bf16-mixed")
     return overrides
+
+
+def add_fast_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-fast`` for benchmark scripts: ``args.fast`` says whether to apply
+    :func:`cpu_speed_overrides` (the default)."""
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="train in float32, contiguous layout (default: channels-last, and bfloat16 "
+        "where the CPU has bfloat16 instructions)",
+    )
 
 
 def max_time(minutes: float) -> str:
