@@ -13,8 +13,6 @@ from occlupose.structures.keypoint_set import KeypointSet
 
 __all__ = ["group_people", "resolve_grouping"]
 
-Grouping = Literal["auto", "limbs", "tags"]
-
 
 def resolve_grouping(grouping: str, *, has_tags: bool, has_limbs: bool) -> str:
     """``"limbs"`` or ``"tags"`` for a requested grouping and the heads a model has.
