@@ -294,6 +294,23 @@ def prepare_training(
     losses = config.loss
     with_tags = model.tag_channels > 0 and (losses.push > 0 or losses.pull > 0)
     with_limbs = model.limb_head is not None and losses.limb > 0
+    if model.generator is not None and losses.completion <= 0:
+        # Legal (e.g. a purely adversarial generator), but inference decodes the
+        # generator's output, so this is almost always a forgotten override.
+        logger.warning(
+            "the model has a completion generator but loss.completion is %g: the completed "
+            "heatmaps, which inference decodes, learn only from the adversarial term",
+            losses.completion,
+        )
+    if (
+        model.generator is not None
+        and not config.data.v1_is_hidden
+        and config.data.occluder_probability <= 0
+    ):
+        logger.warning(
+            "data.v1_is_hidden is false and data.occluder_probability is 0: no joint is "
+            "hidden in the visible heatmaps, so the generator has nothing to complete"
+        )
     train_set, val_set = build_datasets(
         config.data,
         model,

@@ -30,6 +30,7 @@ from occlupose.evaluation.occlusion import (
     ap_per_bin,
     bins_from_edges,
     keypoint_localisation,
+    labelled_poses,
     visible_keypoint_oracle,
 )
 from occlupose.evaluation.report import (
@@ -59,6 +60,7 @@ __all__ = [
     "evaluate_results",
     "get_protocol",
     "keypoint_localisation",
+    "labelled_poses",
     "occlude_image",
     "people_to_results",
     "report_models",

@@ -36,6 +36,7 @@ __all__ = [
     "bins_from_edges",
     "crowd_index_per_image",
     "keypoint_localisation",
+    "labelled_poses",
     "occlusion_rate_per_person",
     "overlap_per_person",
     "visible_keypoint_oracle",
@@ -109,21 +110,70 @@ def occlusion_rate_per_person(coco_gt) -> dict[int, float]:
     return rates
 
 
-def visible_keypoint_oracle(gt: Mapping) -> list[dict]:
-    """Results that place every *visible* keypoint exactly and no hidden one.
+def labelled_poses(gt: Mapping) -> np.ndarray:
+    """The (M, J, 2) keypoint positions of every person with all J keypoints labelled.
+
+    Hidden (``v = 1``) keypoints count as labelled: their positions are what a pose prior
+    should learn to infer. Crowd regions are skipped. These are the reference poses of
+    :func:`visible_keypoint_oracle`.
+    """
+    poses = []
+    for ann in gt.get("annotations", []):
+        keypoints = np.asarray(ann.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        if not ann.get("iscrowd", 0) and len(keypoints) and np.all(keypoints[:, 2] > 0):
+            poses.append(keypoints[:, :2])
+    if not poses:
+        raise EvaluationError("no person has all keypoints labelled: no reference poses")
+    return np.stack(poses)
+
+
+def _complete_from_references(
+    keypoints: np.ndarray, visible: np.ndarray, references: np.ndarray
+) -> np.ndarray:
+    """The (J, 2) reference pose that best fits the visible keypoints, fitted to them.
+
+    Each reference is mapped onto the visible keypoints by its least-squares similarity
+    transform (scale, rotation, translation; closed form with complex numbers); the one
+    with the smallest residual wins.
+    """
+    target = keypoints[visible, 0] + 1j * keypoints[visible, 1]
+    refs = references[:, :, 0] + 1j * references[:, :, 1]  # (M, J)
+    ref_mean = refs[:, visible].mean(axis=1, keepdims=True)
+    a = refs[:, visible] - ref_mean
+    b = target - target.mean()
+    norm = np.maximum((np.abs(a) ** 2).sum(axis=1), 1e-12)
+    scale_rotation = (np.conj(a) * b).sum(axis=1) / norm  # z minimising |z a - b|^2
+    residual = (np.abs(b) ** 2).sum() - np.abs(scale_rotation) ** 2 * norm
+    best = int(np.argmin(residual))
+    fitted = scale_rotation[best] * (refs[best] - ref_mean[best]) + target.mean()
+    return np.stack([fitted.real, fitted.imag], axis=1)
+
+
+def visible_keypoint_oracle(gt: Mapping, reference_poses: np.ndarray | None = None) -> list[dict]:
+    """Results that place every *visible* keypoint exactly, with perfect grouping.
 
     Each labelled person becomes one detection (score 1) with its ``v = 2`` keypoints at
-    their true positions and its ``v = 1`` (hidden) keypoints left out (at 0, 0). Its AP
-    is the most any method reaches without inferring occluded joints: a person's OKS is
-    then about its fraction of visible keypoints, so heavily occluded people cannot
-    match. Crowd regions and people without labelled keypoints are skipped.
+    their true positions. Without ``reference_poses`` its ``v = 1`` (hidden) keypoints are
+    left out (at 0, 0): the AP is then the most any method reaches without inferring
+    occluded joints (a person's OKS is about its fraction of visible keypoints, so heavily
+    occluded people cannot match). With ``reference_poses`` (M, J, 2), e.g. the training
+    set's :func:`labelled_poses`, the hidden keypoints come from the reference that best
+    fits the visible ones after a similarity transform (a nearest-neighbour pose prior;
+    one reference, the mean pose, gives a template prior); people with fewer than two
+    visible keypoints keep theirs left out. Crowd regions and people without labelled
+    keypoints are skipped.
 
     Args:
         gt: a COCO-format keypoint ground truth (the parsed JSON).
+        reference_poses: optional (M, J, 2) poses to complete hidden keypoints from.
 
     Returns:
         COCO keypoint results (``image_id``, ``category_id``, ``keypoints``, ``score``).
     """
+    if reference_poses is not None:
+        reference_poses = np.asarray(reference_poses, dtype=np.float64)
+        if reference_poses.ndim != 3 or reference_poses.shape[2] != 2 or not len(reference_poses):
+            raise ValueError(f"reference_poses must be (M, J, 2), got {reference_poses.shape}")
     results = []
     for ann in gt.get("annotations", []):
         if ann.get("iscrowd", 0):
@@ -131,9 +181,17 @@ def visible_keypoint_oracle(gt: Mapping) -> list[dict]:
         keypoints = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         if not np.any(keypoints[:, 2] > 0):
             continue
-        visible = keypoints[:, 2] == 2
+        visible, hidden = keypoints[:, 2] == 2, keypoints[:, 2] == 1
         out = np.zeros_like(keypoints)
         out[visible, :2] = keypoints[visible, :2]
+        if reference_poses is not None and hidden.any() and visible.sum() >= 2:
+            if reference_poses.shape[1] != len(keypoints):
+                raise ValueError(
+                    f"reference poses have {reference_poses.shape[1]} keypoints, "
+                    f"the ground truth {len(keypoints)}"
+                )
+            completed = _complete_from_references(keypoints, visible, reference_poses)
+            out[hidden, :2] = completed[hidden]
         out[:, 2] = 1.0
         results.append(
             {

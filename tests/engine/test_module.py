@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
@@ -273,3 +274,23 @@ def test_compact_samples_reach_the_network_as_float32(tiny_config, synthetic_dat
     run.trainer.fit(run.module, datamodule=run.datamodule)
     # ... and the module gets float32 on its device.
     assert probe.types == [(torch.float32, torch.float32, torch.float32)] * 3
+
+
+def test_a_generator_without_completion_targets_is_warned_about(
+    tiny_config, synthetic_data, tmp_path, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="occlupose.engine.build"):
+        prepare_training(tiny_config(synthetic_data), tmp_path / "ok")
+    assert not caplog.records
+    cases = {
+        "loss.completion is 0": ["loss.completion=0.0"],
+        "generator has nothing to complete": [
+            "data.v1_is_hidden=false",
+            "data.occluder_probability=0.0",
+        ],
+    }
+    for i, (message, overrides) in enumerate(cases.items()):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="occlupose.engine.build"):
+            prepare_training(tiny_config(synthetic_data, *overrides), tmp_path / str(i))
+        assert [message in r.getMessage() for r in caplog.records] == [True]

@@ -8,9 +8,11 @@ from occlupose.evaluation import (
     Bin,
     ap_per_bin,
     bins_from_edges,
+    labelled_poses,
     visible_keypoint_oracle,
 )
 from occlupose.evaluation.coco_eval import make_evaluator
+from occlupose.evaluation.inputs import EvaluationError
 from occlupose.evaluation.occlusion import occlusion_rate_per_person, overlap_per_person
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 
@@ -169,3 +171,47 @@ def test_visible_keypoint_oracle_caps_occluded_people(scenes):
     assert by_label["0"] == pytest.approx(1.0)
     assert by_label["(0, 0.2]"] == pytest.approx(0.7)
     assert by_label["> 0.4"] == pytest.approx(0.0)
+
+
+def _similar(points: np.ndarray, scale: float, angle: float, shift: tuple[float, float]):
+    c, s = math.cos(angle), math.sin(angle)
+    return scale * points @ np.array([[c, s], [-s, c]]) + np.asarray(shift)
+
+
+def test_oracle_completes_hidden_keypoints_from_the_best_fitting_reference(scenes):
+    # Person 1 has 9 of 17 keypoints hidden (AP 0 without completion). The right reference
+    # is its own pose, shrunk, turned and moved: the fitted similarity transform puts the
+    # hidden keypoints back exactly. A second, distorted reference fits worse and loses.
+    v_heavy = np.array([1] * 9 + [2] * 8)
+    person = scenes.annotation(1, 1, (100.0, 100.0, 80.0, 200.0), visibility=v_heavy)
+    gt = scenes.ground_truth([person], [1])
+    true_xy = np.asarray(person["keypoints"]).reshape(17, 3)[:, :2]
+    right = _similar(true_xy, 0.3, 0.5, (-40.0, 7.0))
+    wrong = right.copy()
+    wrong[:9] += 15.0  # same visible part up to the fit, different hidden joints
+    wrong[9:] += np.linspace(-2.0, 2.0, 8)[:, None]
+    for references in (right[None], np.stack([wrong, right]), np.stack([right, wrong])):
+        (result,) = visible_keypoint_oracle(gt, references)
+        out = np.asarray(result["keypoints"]).reshape(17, 3)
+        np.testing.assert_allclose(out[:, :2], true_xy, atol=1e-6)
+        rows = ap_per_bin(make_evaluator(gt, [result], "coco"), {1: 9 / 17}, DEFAULT_OCCLUSION_BINS)
+        assert {r["label"]: r["AP"] for r in rows}["> 0.4"] == pytest.approx(1.0)
+    (alone,) = visible_keypoint_oracle(gt, wrong[None])
+    assert not np.allclose(np.asarray(alone["keypoints"]).reshape(17, 3)[:9, :2], true_xy[:9])
+
+
+def test_labelled_poses_and_reference_checks(scenes):
+    full = scenes.annotation(1, 1, (100.0, 100.0, 80.0, 200.0), visibility=np.array([1] * 17))
+    partial = scenes.annotation(2, 1, (300.0, 100.0, 80.0, 200.0), visibility=[0] + [2] * 16)
+    gt = scenes.ground_truth([full, partial], [1])
+    poses = labelled_poses(gt)  # hidden keypoints are labelled; a v=0 one is not
+    np.testing.assert_array_equal(poses, [np.asarray(full["keypoints"]).reshape(17, 3)[:, :2]])
+    with pytest.raises(EvaluationError, match="no person has all keypoints labelled"):
+        labelled_poses(scenes.ground_truth([partial], [1]))
+    occluded = scenes.ground_truth(
+        [scenes.annotation(1, 1, (0.0, 0.0, 50.0, 90.0), visibility=[1] * 3 + [2] * 14)], [1]
+    )
+    with pytest.raises(ValueError, match="reference poses have 5 keypoints"):
+        visible_keypoint_oracle(occluded, np.zeros((2, 5, 2)))
+    with pytest.raises(ValueError, match=r"must be \(M, J, 2\)"):
+        visible_keypoint_oracle(occluded, np.zeros((17, 2)))
