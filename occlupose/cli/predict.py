@@ -61,6 +61,7 @@ def load_predictor(
     flip: bool,
     scales: list[float],
     min_score: float,
+    detection_threshold: float = 0.1,
 ):
     """Build the Predictor the options ask for (the bundled default without --weights)."""
     from occlupose.inference import Predictor
@@ -74,6 +75,7 @@ def load_predictor(
         raise typer.BadParameter(str(error), param_hint="--weights") from None
     opts = predictor.options
     opts.flip, opts.scales, opts.min_score = flip, tuple(scales), min_score
+    opts.detection_threshold = detection_threshold
     if preset is not None:
         opts.input_size = PRESETS[preset].input_size
     return predictor
@@ -97,7 +99,13 @@ def predict(
     flip: bool = typer.Option(True, help="Flip test."),
     scales: list[float] = typer.Option([1.0], "--scale", help="Test scales (repeatable)."),
     min_score: float = typer.Option(0.05, help="Drop people scoring lower."),
+    detection_threshold: float = typer.Option(
+        0.1, help="Minimum heatmap peak of a joint candidate."
+    ),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
+    batch_size: int = typer.Option(
+        1, "--batch-size", min=1, help="Video frames per network run (e.g. 8 on a GPU)."
+    ),
 ) -> None:
     """Find people in images and videos; write skeleton overlays and a COCO results JSON."""
     import cv2
@@ -112,7 +120,9 @@ def predict(
         for path, why in failures:
             console.print(f"[red]{path}: {why}[/red]")
         raise typer.Exit(code=1)
-    predictor = load_predictor(weights, preset, keypoint_set, device, half, flip, scales, min_score)
+    predictor = load_predictor(
+        weights, preset, keypoint_set, device, half, flip, scales, min_score, detection_threshold
+    )
     if weights is None:
         console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")
     kps = predictor.keypoint_set
@@ -157,28 +167,35 @@ def predict(
             writer = None
             frame_index = 0
             while True:
-                ok, frame = capture.read()
-                if not ok:
+                frames = []
+                while len(frames) < batch_size:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    frames.append(frame)
+                if not frames:
                     break
-                people = predictor.predict_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                for person in people:
-                    results.append(
-                        {
-                            **person.to_coco(frame_index),
-                            "file_name": path.name,
-                            "frame": frame_index,
-                        }
-                    )
-                overlay = draw_people(frame, people, kps, score_threshold=draw_threshold)
-                if writer is None:
-                    h, w = overlay.shape[:2]
-                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                    writer = cv2.VideoWriter(
-                        str(out / f"{path.stem}_pose.mp4"), fourcc, fps, (w, h)
-                    )
-                writer.write(overlay)
-                frame_index += 1
-                progress.advance(vtask)
+                rgb_frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in frames]
+                found = predictor.predict_images(rgb_frames, batch_size=batch_size)
+                for frame, people in zip(frames, found, strict=True):
+                    for person in people:
+                        results.append(
+                            {
+                                **person.to_coco(frame_index),
+                                "file_name": path.name,
+                                "frame": frame_index,
+                            }
+                        )
+                    overlay = draw_people(frame, people, kps, score_threshold=draw_threshold)
+                    if writer is None:
+                        h, w = overlay.shape[:2]
+                        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                        writer = cv2.VideoWriter(
+                            str(out / f"{path.stem}_pose.mp4"), fourcc, fps, (w, h)
+                        )
+                    writer.write(overlay)
+                    frame_index += 1
+                    progress.advance(vtask)
             capture.release()
             if writer is not None:
                 writer.release()

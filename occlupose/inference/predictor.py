@@ -194,34 +194,98 @@ class Predictor:
     @torch.inference_mode()
     def maps(self, image: np.ndarray) -> tuple[MapsAtOneSize, ResizedImage]:
         """Run the network with test-time augmentation on an RGB uint8 image."""
-        opts = self.options
-        height, width = image.shape[:2]
+        (result,) = self.maps_batch([image])
+        return result
+
+    @torch.inference_mode()
+    def maps_batch(self, images: Sequence[np.ndarray]) -> list[tuple[MapsAtOneSize, ResizedImage]]:
+        """:meth:`maps` of several RGB uint8 images of one size, one network run per scale.
+
+        Video frames are the case in point: on a GPU one batched pass costs little more
+        than one image. The maps equal those of :meth:`maps` image by image (the network
+        is in eval mode: no statistic crosses images).
+        """
+        if not len(images):
+            return []
+        if len({image.shape for image in images}) != 1:
+            raise ValueError(
+                "maps_batch needs images of one size, got "
+                f"{sorted({image.shape for image in images})}"
+            )
+        opts, count = self.options, len(images)
+        height, width = images[0].shape[:2]
         base = min(opts.input_size / min(height, width), opts.max_side / max(height, width))
         # The base view: scale 1 if tested, else the first scale.
         base_scale = 1.0 if 1.0 in opts.scales else opts.scales[0]
-        passes, views = [], {}
+        passes: list[list[NetworkPass]] = [[] for _ in images]
+        views: dict[float, list[ResizedImage]] = {}
         for scale in opts.scales:
             short = max(32, round(min(height, width) * base * scale))
-            views[scale] = resized = resize_short_side(image, short, size_divisor=32)
-            x = self._to_tensor(resized.image)
-            batch = torch.cat([x, x.flip(3)]) if opts.flip else x
-            outputs = self.model(batch)
-            canvas_h, zoom = resized.image.shape[0], scale / base_scale
-            passes.append(NetworkPass(_select(outputs, slice(0, 1)), canvas_h, zoom))
-            if opts.flip:
-                flipped = flip_back_outputs(_select(outputs, slice(1, 2)), self.keypoint_set)
-                passes.append(NetworkPass(flipped, canvas_h, zoom))
+            views[scale] = [resize_short_side(im, short, size_divisor=32) for im in images]
+            x = torch.cat([self._to_tensor(view.image) for view in views[scale]])
+            outputs = self.model(torch.cat([x, x.flip(3)]) if opts.flip else x)
+            canvas_h, zoom = views[scale][0].image.shape[0], scale / base_scale
+            for i in range(count):
+                passes[i].append(NetworkPass(_select(outputs, slice(i, i + 1)), canvas_h, zoom))
+                if opts.flip:
+                    mirrored = _select(outputs, slice(count + i, count + i + 1))
+                    flipped = flip_back_outputs(mirrored, self.keypoint_set)
+                    passes[i].append(NetworkPass(flipped, canvas_h, zoom))
         # Merge on the finest maps of the base view (1/2 resolution for HigherHRNet).
-        base_view = views[base_scale]
-        base_pass = passes[list(opts.scales).index(base_scale) * (2 if opts.flip else 1)]
-        size = tuple(base_pass.outputs.heatmaps[-1].shape[-2:])
-        stride = base_view.image.shape[0] / size[0]
-        return merge_outputs(passes, size, stride), base_view
+        base_index = list(opts.scales).index(base_scale) * (2 if opts.flip else 1)
+        results = []
+        for i in range(count):
+            base_view = views[base_scale][i]
+            size = tuple(passes[i][base_index].outputs.heatmaps[-1].shape[-2:])
+            stride = base_view.image.shape[0] / size[0]
+            results.append((merge_outputs(passes[i], size, stride), base_view))
+        return results
 
     def predict_image(self, image: ImageInput) -> list[Person]:
         """People in one image (path or array), in original image pixels."""
-        rgb = as_rgb_image(image)
-        maps, resized = self.maps(rgb)
+        return self._people(*self.maps(as_rgb_image(image)))
+
+    def predict_images(
+        self, images: Iterable[ImageInput], *, batch_size: int = 8
+    ) -> list[list[Person]]:
+        """People in each image; consecutive images of one size share network runs.
+
+        Up to ``batch_size`` consecutive images with the same size (e.g. video frames)
+        go through the network together (:meth:`maps_batch`); the people found are those
+        of :meth:`predict_image` on each image.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        results: list[list[Person]] = []
+        chunk: list[np.ndarray] = []
+
+        def flush() -> None:
+            results.extend(self._people(*maps) for maps in self.maps_batch(chunk))
+            chunk.clear()
+
+        for image in images:
+            rgb = as_rgb_image(image)
+            if chunk and (rgb.shape != chunk[0].shape or len(chunk) == batch_size):
+                flush()
+            chunk.append(rgb)
+        flush()
+        return results
+
+    def predict(
+        self, images: ImageInput | Iterable[ImageInput], *, batch_size: int = 1
+    ) -> list[Person] | list[list[Person]]:
+        """People in one image, or a list of results for a list of images
+        (``batch_size``: see :meth:`predict_images`)."""
+        if isinstance(images, str | os.PathLike) or (
+            isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype != object
+        ):
+            return self.predict_image(images)
+        return self.predict_images(images, batch_size=batch_size)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _people(self, maps: MapsAtOneSize, resized: ResizedImage) -> list[Person]:
+        """Group one image's merged maps into people, in original image pixels."""
         people, scores = self._group(maps)
         keypoints = people.copy()
         # Map pixels (c spans [c, c+1)) -> input pixel centres -> original pixels.
@@ -236,18 +300,6 @@ class Predictor:
         ]
         result.sort(key=lambda p: -p.score)
         return result[: self.options.max_people]
-
-    def predict(
-        self, images: ImageInput | Iterable[ImageInput]
-    ) -> list[Person] | list[list[Person]]:
-        """People in one image, or a list of results for a list of images."""
-        if isinstance(images, str | os.PathLike) or (
-            isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype != object
-        ):
-            return self.predict_image(images)
-        return [self.predict_image(image) for image in images]
-
-    # -- helpers -----------------------------------------------------------------------
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)

@@ -53,6 +53,26 @@ def test_predict_folder_and_video(tiny_checkpoint, inputs, tmp_path):
     assert overlay.shape == (70, 90, 3)
 
 
+def test_video_frames_in_batches_give_the_same_people(tiny_checkpoint, inputs, tmp_path):
+    path, _ = tiny_checkpoint
+    video = str(inputs / "clip.avi")
+    found = {}
+    for batch in (1, 2):  # 3 frames: batches of 2 and 1
+        out = tmp_path / f"batch{batch}"
+        args = ["predict", video, "--weights", str(path), "--out", str(out), "--min-score", "0"]
+        args += ["--detection-threshold", "0", "--batch-size", str(batch)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert (out / "clip_pose.mp4").is_file()
+        found[batch] = json.loads((out / "results.json").read_text())
+    assert {r["frame"] for r in found[1]} == {0, 1, 2}
+    assert [(r["frame"], len(r["keypoints"])) for r in found[2]] == [
+        (r["frame"], len(r["keypoints"])) for r in found[1]
+    ]
+    for a, b in zip(found[2], found[1], strict=True):
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-2)
+
+
 def test_predict_reports_missing_inputs(tiny_checkpoint, tmp_path):
     path, _ = tiny_checkpoint
     result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--weights", str(path)])

@@ -118,3 +118,38 @@ def test_grouping_must_match_the_heads():
         Predictor(IdealNetwork(PEOPLE, with_limbs=False), "coco", half=True)
     with pytest.raises(ValueError, match="17 joints"):
         Predictor(IdealNetwork(PEOPLE, with_limbs=False), "crowdpose")
+
+
+def test_batched_frames_give_the_maps_and_people_of_single_images(tiny_checkpoint):
+    path, _ = tiny_checkpoint
+    predictor = Predictor.from_pretrained(
+        path, options=PredictorOptions(input_size=64, flip=True, detection_threshold=0.0)
+    )
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(3)]
+    other = rng.integers(0, 256, (80, 48, 3), dtype=np.uint8)  # another size: own batch
+    batch_sizes = []
+    hook = predictor.model.register_forward_hook(
+        lambda module, args, out: batch_sizes.append(args[0].shape[0])
+    )
+    batched = predictor.maps_batch(frames)
+    assert batch_sizes == [6]  # 3 frames and their mirrors in one run
+    for frame, (maps, view) in zip(frames, batched, strict=True):
+        single, single_view = predictor.maps(frame)
+        torch.testing.assert_close(maps.heatmaps, single.heatmaps, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(maps.limbs, single.limbs, atol=1e-5, rtol=1e-4)
+        np.testing.assert_array_equal(view.matrix, single_view.matrix)
+    # Images of one size are batched up to batch_size; a size change starts a new batch.
+    batch_sizes.clear()
+    people = predictor.predict([*frames, other, frames[0]], batch_size=2)
+    assert batch_sizes == [4, 2, 2, 2]
+    hook.remove()
+    expected = [predictor.predict_image(image) for image in [*frames, other, frames[0]]]
+    assert [len(p) for p in people] == [len(p) for p in expected] and len(expected[0]) > 0
+    for found, wanted in zip(people, expected, strict=True):
+        for a, b in zip(found, wanted, strict=True):
+            np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+    with pytest.raises(ValueError, match="images of one size"):
+        predictor.maps_batch([frames[0], other])
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        predictor.predict_images(frames, batch_size=0)
