@@ -246,13 +246,13 @@ class Predictor:
         return self._people(*self.maps(as_rgb_image(image)))
 
     def predict_images(
-        self, images: Iterable[ImageInput], *, batch_size: int = 8
+        self, images: Iterable[ImageInput], *, batch_size: int = 1
     ) -> list[list[Person]]:
-        """People in each image; consecutive images of one size share network runs.
+        """People in each image; consecutive images of one size may share network runs.
 
         Up to ``batch_size`` consecutive images with the same size (e.g. video frames)
-        go through the network together (:meth:`maps_batch`); the people found are those
-        of :meth:`predict_image` on each image.
+        go through the network together (:meth:`maps_batch`; worth it on GPUs, e.g. 8);
+        the people found are those of :meth:`predict_image` on each image.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
