@@ -126,6 +126,13 @@ def evaluate(
         int | None, typer.Option(help="With --weights: only the first N images.")
     ] = None,
     device: Annotated[str, typer.Option(help="With --weights: cpu, cuda, ...")] = "cpu",
+    pose_prior: Annotated[
+        bool,
+        typer.Option(
+            "--pose-prior/--no-pose-prior",
+            help="With --weights: complete people with the pose prior saved with them, if any.",
+        ),
+    ] = True,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -195,7 +202,17 @@ def evaluate(
         if weights is not None:
             rates = [float(r) for r in occlude.split(",")] if occlude else []
             run = _run_model(
-                weights, preset, dataset_name, ground_truth, images, rates, seed, limit, device, out
+                weights,
+                preset,
+                dataset_name,
+                ground_truth,
+                images,
+                rates,
+                seed,
+                limit,
+                device,
+                out,
+                use_pose_prior=pose_prior,
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -240,6 +257,8 @@ def _run_model(
     limit: int | None,
     device: str,
     out: Path,
+    *,
+    use_pose_prior: bool = True,
 ) -> dict[float, list]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
     from rich.progress import Progress
@@ -249,7 +268,11 @@ def _run_model(
     from occlupose.utils.io import atomic_write_json
 
     predictor = Predictor.from_pretrained(
-        weights, preset=preset, keypoint_set=dataset_name, device=device
+        weights,
+        preset=preset,
+        keypoint_set=dataset_name,
+        device=device,
+        use_pose_prior=use_pose_prior,
     )
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
     runs: dict[float, list] = {}

@@ -51,6 +51,7 @@ def export(
             model_kwargs=meta.get("model_kwargs", {}),
             input_size=size,
             half=half,
+            pose_prior=predictor.pose_prior,
         )
         console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return

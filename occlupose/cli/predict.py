@@ -62,6 +62,8 @@ def load_predictor(
     scales: list[float],
     min_score: float,
     detection_threshold: float = 0.1,
+    *,
+    use_pose_prior: bool = True,
 ):
     """Build the Predictor the options ask for (the bundled default without --weights)."""
     from occlupose.inference import Predictor
@@ -69,7 +71,12 @@ def load_predictor(
 
     try:
         predictor = Predictor.from_pretrained(
-            weights, preset=preset, keypoint_set=keypoint_set, device=device, half=half
+            weights,
+            preset=preset,
+            keypoint_set=keypoint_set,
+            device=device,
+            half=half,
+            use_pose_prior=use_pose_prior,
         )
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--weights") from None
@@ -106,6 +113,11 @@ def predict(
     batch_size: int = typer.Option(
         1, "--batch-size", min=1, help="Video frames per network run (e.g. 8 on a GPU)."
     ),
+    pose_prior: bool = typer.Option(
+        True,
+        "--pose-prior/--no-pose-prior",
+        help="Complete people with the pose prior saved with the weights, if any.",
+    ),
 ) -> None:
     """Find people in images and videos; write skeleton overlays and a COCO results JSON."""
     import cv2
@@ -121,7 +133,16 @@ def predict(
             console.print(f"[red]{path}: {why}[/red]")
         raise typer.Exit(code=1)
     predictor = load_predictor(
-        weights, preset, keypoint_set, device, half, flip, scales, min_score, detection_threshold
+        weights,
+        preset,
+        keypoint_set,
+        device,
+        half,
+        flip,
+        scales,
+        min_score,
+        detection_threshold,
+        use_pose_prior=pose_prior,
     )
     if weights is None:
         console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")

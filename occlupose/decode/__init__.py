@@ -23,13 +23,16 @@ from occlupose.decode.assignment import min_cost_assignment
 from occlupose.decode.group import group_people, resolve_grouping
 from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
 from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
+from occlupose.decode.prior import PosePrior, fit_reference_pose
 from occlupose.decode.tags import group_by_tags, resolve_joint_order
 
 __all__ = [
     "Candidates",
+    "PosePrior",
     "aggregate_heatmaps",
     "concat_tags",
     "find_candidates",
+    "fit_reference_pose",
     "flip_back",
     "flip_back_limb_fields",
     "group_by_limbs",

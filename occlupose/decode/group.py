@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from occlupose.decode.limbs import group_by_limbs
+from occlupose.decode.prior import PosePrior
 from occlupose.decode.tags import group_by_tags
 from occlupose.structures.keypoint_set import KeypointSet
 
@@ -43,6 +44,7 @@ def group_people(
     max_people: int = 30,
     nms_kernel: int = 5,
     refine: bool = True,
+    pose_prior: PosePrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Group one image's heatmap peaks into people.
 
@@ -53,6 +55,8 @@ def group_people(
             ``"tags"`` (:func:`group_by_tags` on ``tags``, (J, H, W) or (J, H, W, D)).
         detection_threshold, max_people, nms_kernel: peak detection.
         tag_threshold, refine: tag grouping only.
+        pose_prior: fills the joints grouping left out from the best-fitting reference
+            pose (:meth:`PosePrior.complete`); person scores are unchanged.
 
     Returns:
         ``(people, scores)`` as the groupers return them: (N, J, 3) ``x, y, score`` in
@@ -61,7 +65,7 @@ def group_people(
     if grouping == "limbs":
         if limbs is None:
             raise ValueError("limb grouping needs the limb fields")
-        return group_by_limbs(
+        people, scores = group_by_limbs(
             heatmaps,
             limbs,
             keypoint_set,
@@ -69,10 +73,10 @@ def group_people(
             max_people=max_people,
             nms_kernel=nms_kernel,
         )
-    if grouping == "tags":
+    elif grouping == "tags":
         if tags is None:
             raise ValueError("tag grouping needs the tag maps")
-        return group_by_tags(
+        people, scores = group_by_tags(
             heatmaps,
             tags,
             detection_threshold=detection_threshold,
@@ -82,4 +86,8 @@ def group_people(
             refine=refine,
             keypoint_set=keypoint_set,
         )
-    raise ValueError(f"grouping must be limbs or tags, got {grouping!r}")
+    else:
+        raise ValueError(f"grouping must be limbs or tags, got {grouping!r}")
+    if pose_prior is not None and len(people):
+        people = pose_prior.complete(people)
+    return people, scores

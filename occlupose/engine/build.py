@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -21,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from occlupose.data.augment import ColorJitter, RandomAffine
 from occlupose.data.datasets import KeypointDataset, from_layout, load_coco_keypoints
 from occlupose.data.occluders import SyntheticOccluders
+from occlupose.decode.prior import PosePrior
 from occlupose.engine.checkpoint import AtomicCheckpointIO, RunCheckpoints
 from occlupose.engine.config import (
     ConfigError,
@@ -39,6 +41,7 @@ __all__ = [
     "TrainingRun",
     "build_datasets",
     "build_model",
+    "build_pose_prior",
     "build_trainer",
     "load_split",
     "prepare_training",
@@ -167,6 +170,25 @@ def build_datasets(
 
 
 # ----------------------------------------------------------------------------- model
+def build_pose_prior(records: KeypointDataset, *, seed: int = 0) -> PosePrior:
+    """A :class:`PosePrior` of the people in ``records`` with every keypoint labelled
+    (hidden ones included: where they are is what the prior should supply)."""
+    poses = [
+        keypoints[:, :2]
+        for record in records.records
+        for keypoints, crowd in zip(record.keypoints, record.iscrowd, strict=True)
+        if not crowd and (keypoints[:, 2] > 0).all()
+    ]
+    if not poses:
+        raise ConfigError(
+            f"validation.pose_prior: no person in {records.name} has all "
+            f"{records.keypoint_set.num_keypoints} keypoints labelled"
+        )
+    prior = PosePrior(np.stack(poses), seed=seed)
+    logger.info("pose prior: %d of %d fully labelled training people", len(prior.poses), len(poses))
+    return prior
+
+
 def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
     """The preset for ``keypoint_set``, initialised from ``model.init_weights`` if set."""
     if config.model.preset not in PRESETS:
@@ -331,6 +353,9 @@ def prepare_training(
             hidden_channels=d.hidden_channels,
             num_levels=d.num_levels,
         )
+    pose_prior = None
+    if config.validation.pose_prior:
+        pose_prior = build_pose_prior(train_records, seed=config.seed)
     validator = None
     if val_records is not None:
         validator = PoseValidator(
@@ -348,6 +373,7 @@ def prepare_training(
         discriminator=discriminator,
         adversarial=config.adversarial,
         validator=validator,
+        pose_prior=pose_prior,
         channels_last=config.trainer.channels_last,
         hparams={"config": config_to_dict(config)},
     )

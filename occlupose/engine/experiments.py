@@ -16,6 +16,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from occlupose.decode import PosePrior
 from occlupose.engine.build import prepare_training
 from occlupose.engine.config import (
     TrainConfig,
@@ -129,6 +130,7 @@ class BudgetRun:
     epochs: int
     images_seen: int
     seconds: float
+    pose_prior: PosePrior | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -147,7 +149,8 @@ def train_with_budget(
 
     The learning rate is constant, then drops tenfold after ``decay_at`` of the budget;
     there is no validation during the run and no step checkpoints. The final weights are
-    written to ``out_dir/final.pt``.
+    written to ``out_dir/final.pt``, with the run's pose prior when the recipe has one
+    (``validation.pose_prior``).
     """
     out_dir = Path(out_dir)
     overrides = [
@@ -172,6 +175,7 @@ def train_with_budget(
         keypoint_set=run.keypoint_set,
         model_kwargs=dict(config.model.overrides),
         input_size=config.data.input_size,
+        pose_prior=run.module.pose_prior,
     )
     return BudgetRun(
         model=run.module.model,
@@ -182,4 +186,5 @@ def train_with_budget(
         epochs=run.trainer.current_epoch,
         images_seen=throughput.images,
         seconds=throughput.seconds,
+        pose_prior=run.module.pose_prior,
     )

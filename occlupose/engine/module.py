@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
+from occlupose.decode.prior import PosePrior
 from occlupose.engine.losses import (
     associative_embedding_loss,
     discriminator_loss,
@@ -141,6 +142,8 @@ class PoseTrainingModule(L.LightningModule):
         discriminator: the pose discriminator, needed when ``adversarial.weight > 0``.
         adversarial: adversarial term settings.
         validator: scores validation batches (None: validation only runs the network).
+        pose_prior: reference poses that complete the people found in validation; saved
+            in checkpoints so that the Predictor completes people the same way.
         channels_last: keep the networks and images in channels-last memory layout
             (faster convolutions with oneDNN on CPUs and with tensor cores on GPUs;
             the numbers computed are the same).
@@ -157,6 +160,7 @@ class PoseTrainingModule(L.LightningModule):
         discriminator: PoseDiscriminator | None = None,
         adversarial: AdversarialSettings = AdversarialSettings(),
         validator: PoseValidator | None = None,
+        pose_prior: PosePrior | None = None,
         channels_last: bool = False,
         hparams: dict[str, Any] | None = None,
     ) -> None:
@@ -177,6 +181,7 @@ class PoseTrainingModule(L.LightningModule):
         self.optim = optimizer
         self.adversarial = adversarial
         self.validator = validator
+        self.pose_prior = pose_prior
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model.to(memory_format=self.memory_format)
@@ -374,6 +379,7 @@ class PoseTrainingModule(L.LightningModule):
             self.keypoint_set,
             input_size=batch["image"].shape[-1],
             settings=self.validator.settings,
+            pose_prior=self.pose_prior,
         )
         self._val_people.update(people)
 
@@ -409,6 +415,8 @@ class PoseTrainingModule(L.LightningModule):
                 model_kwargs=dict(config["model"].get("overrides") or {}),
                 input_size=int(config["data"]["input_size"]),
             )
+        if self.pose_prior is not None:
+            meta.update(self.pose_prior.metadata())
         checkpoint["occlupose"] = meta
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

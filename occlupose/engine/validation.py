@@ -27,7 +27,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from occlupose.decode import aggregate_heatmaps, group_people, resize_maps, resolve_grouping
+from occlupose.decode import (
+    PosePrior,
+    aggregate_heatmaps,
+    group_people,
+    resize_maps,
+    resolve_grouping,
+)
 from occlupose.models.hrgr import PoseOutputs
 from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
@@ -56,6 +62,10 @@ class DecodeSettings:
         max_people: people per image.
         nms_kernel: odd max-pool window of peak detection (at the final resolution).
         refine: fill in missing joints from the heatmaps (tags only).
+        pose_prior: fill the joints grouping left out from the training poses: training
+            builds a :class:`occlupose.decode.PosePrior` from the training annotations,
+            decodes validation with it and saves it with the weights (the Predictor then
+            uses it).
     """
 
     grouping: str = "auto"
@@ -64,6 +74,7 @@ class DecodeSettings:
     max_people: int = 30
     nms_kernel: int = 5
     refine: bool = True
+    pose_prior: bool = False
 
     def __post_init__(self) -> None:
         if self.grouping not in ("auto", "tags", "limbs"):
@@ -95,6 +106,7 @@ def decode_batch(
     *,
     input_size: int,
     settings: DecodeSettings = DecodeSettings(),
+    pose_prior: PosePrior | None = None,
 ) -> dict[int, list[Person]]:
     """Decode a batch of network outputs into people in original-image pixels.
 
@@ -110,6 +122,7 @@ def decode_batch(
         keypoint_set: the keypoints the network predicts.
         input_size: side of the network input (gives each map's stride).
         settings: decoding settings.
+        pose_prior: completes the people found, or None.
 
     Returns:
         image id -> people, best first.
@@ -145,6 +158,7 @@ def decode_batch(
             max_people=settings.max_people,
             nms_kernel=settings.nms_kernel,
             refine=settings.refine,
+            pose_prior=pose_prior,
         )
         # Both groupers report HigherHRNet's pixel-corner coordinates.
         people[..., :2] -= 0.5
@@ -163,6 +177,7 @@ def predict_people(
     settings: DecodeSettings = DecodeSettings(),
     batch_size: int = 8,
     num_workers: int = 0,
+    pose_prior: PosePrior | None = None,
 ) -> dict[int, list[Person]]:
     """Run ``model`` (in eval mode) over a validation ``BottomUpPoseDataset`` and decode.
 
@@ -185,6 +200,7 @@ def predict_people(
                     keypoint_set,
                     input_size=images.shape[-1],
                     settings=settings,
+                    pose_prior=pose_prior,
                 )
             )
     finally:

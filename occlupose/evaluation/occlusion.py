@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from occlupose.decode.prior import fit_reference_pose
 from occlupose.evaluation.coco_eval import KeypointCOCOeval, summarize
 from occlupose.evaluation.inputs import EvaluationError
 
@@ -127,28 +128,6 @@ def labelled_poses(gt: Mapping) -> np.ndarray:
     return np.stack(poses)
 
 
-def _complete_from_references(
-    keypoints: np.ndarray, visible: np.ndarray, references: np.ndarray
-) -> np.ndarray:
-    """The (J, 2) reference pose that best fits the visible keypoints, fitted to them.
-
-    Each reference is mapped onto the visible keypoints by its least-squares similarity
-    transform (scale, rotation, translation; closed form with complex numbers); the one
-    with the smallest residual wins.
-    """
-    target = keypoints[visible, 0] + 1j * keypoints[visible, 1]
-    refs = references[:, :, 0] + 1j * references[:, :, 1]  # (M, J)
-    ref_mean = refs[:, visible].mean(axis=1, keepdims=True)
-    a = refs[:, visible] - ref_mean
-    b = target - target.mean()
-    norm = np.maximum((np.abs(a) ** 2).sum(axis=1), 1e-12)
-    scale_rotation = (np.conj(a) * b).sum(axis=1) / norm  # z minimising |z a - b|^2
-    residual = (np.abs(b) ** 2).sum() - np.abs(scale_rotation) ** 2 * norm
-    best = int(np.argmin(residual))
-    fitted = scale_rotation[best] * (refs[best] - ref_mean[best]) + target.mean()
-    return np.stack([fitted.real, fitted.imag], axis=1)
-
-
 def visible_keypoint_oracle(gt: Mapping, reference_poses: np.ndarray | None = None) -> list[dict]:
     """Results that place every *visible* keypoint exactly, with perfect grouping.
 
@@ -190,7 +169,7 @@ def visible_keypoint_oracle(gt: Mapping, reference_poses: np.ndarray | None = No
                     f"reference poses have {reference_poses.shape[1]} keypoints, "
                     f"the ground truth {len(keypoints)}"
                 )
-            completed = _complete_from_references(keypoints, visible, reference_poses)
+            completed, _ = fit_reference_pose(keypoints[:, :2], visible, reference_poses)
             out[hidden, :2] = completed[hidden]
         out[:, 2] = 1.0
         results.append(

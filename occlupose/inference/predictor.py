@@ -19,7 +19,7 @@ import torch
 
 from occlupose.data.augment import ResizedImage, resize_short_side
 from occlupose.data.image_io import read_image, to_rgb_uint8
-from occlupose.decode import group_people, resolve_grouping
+from occlupose.decode import PosePrior, group_people, resolve_grouping
 from occlupose.inference.tta import (
     MapsAtOneSize,
     NetworkPass,
@@ -102,6 +102,9 @@ class Predictor:
         options: see :class:`PredictorOptions`.
         device: "cpu", "cuda", "cuda:1", ...
         half: run the network in float16 (CUDA only).
+        pose_prior: completes each person's missing joints from reference poses
+            (:class:`occlupose.decode.PosePrior`); ``from_pretrained`` takes the one
+            stored with the weights, if any.
 
     Example::
 
@@ -118,6 +121,7 @@ class Predictor:
         *,
         device: str | torch.device = "cpu",
         half: bool = False,
+        pose_prior: PosePrior | None = None,
     ) -> None:
         self.keypoint_set = get_keypoint_set(keypoint_set)
         if model.num_joints != self.keypoint_set.num_keypoints:
@@ -125,6 +129,11 @@ class Predictor:
                 f"the model predicts {model.num_joints} joints but keypoint set "
                 f"{self.keypoint_set.name!r} has {self.keypoint_set.num_keypoints}"
             )
+        if pose_prior is not None and pose_prior.num_joints != model.num_joints:
+            raise ValueError(
+                f"the pose prior has {pose_prior.num_joints} joints, the model {model.num_joints}"
+            )
+        self.pose_prior = pose_prior
         self.options = options or PredictorOptions()
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
@@ -152,6 +161,7 @@ class Predictor:
         options: PredictorOptions | None = None,
         device: str | torch.device = "cpu",
         half: bool = False,
+        use_pose_prior: bool = True,
     ) -> Predictor:
         """Build a Predictor from a checkpoint file or the name of bundled weights
         (default: the bundled default model).
@@ -159,7 +169,8 @@ class Predictor:
         occlupose checkpoints carry their preset and keypoint set. For official
         HigherHRNet files give ``preset`` (e.g. "higherhrnet_w32_512"); the keypoint
         set is then inferred from the number of joints (17: COCO, 14: CrowdPose)
-        unless given.
+        unless given. A pose prior saved with the weights completes the people found,
+        unless ``use_pose_prior`` is False.
         """
         from occlupose.inference.pretrained import resolve_weights
 
@@ -187,7 +198,8 @@ class Predictor:
             options = PredictorOptions(
                 input_size=meta.get("input_size", PRESETS[preset].input_size)
             )
-        return cls(model, keypoint_set, options, device=device, half=half)
+        pose_prior = PosePrior.from_metadata(meta) if use_pose_prior else None
+        return cls(model, keypoint_set, options, device=device, half=half, pose_prior=pose_prior)
 
     # -- the pipeline ---------------------------------------------------------------
 
@@ -317,6 +329,7 @@ class Predictor:
             detection_threshold=opts.detection_threshold,
             tag_threshold=opts.tag_threshold,
             max_people=opts.max_people,
+            pose_prior=self.pose_prior,
         )
 
 

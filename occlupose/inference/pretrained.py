@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from occlupose.decode.prior import PosePrior
 from occlupose.structures import KeypointSet, get_keypoint_set
 from occlupose.utils.io import atomic_torch_save
 
@@ -64,6 +65,7 @@ def save_pretrained(
     model_kwargs: dict[str, Any] | None = None,
     input_size: int | None = None,
     half: bool = False,
+    pose_prior: PosePrior | None = None,
     **extra: Any,
 ) -> Path:
     """Write a self-describing checkpoint that ``Predictor.from_pretrained`` loads alone.
@@ -72,7 +74,8 @@ def save_pretrained(
     set's name, the preset overrides (``model_kwargs``), the input size and any extra
     JSON-like metadata (e.g. training data and metrics for a model card). With
     ``half`` floating-point tensors are stored in float16 (half the size; they are
-    cast back to float32 when loaded).
+    cast back to float32 when loaded). A ``pose_prior`` is stored with the weights and
+    completes the people the Predictor finds.
     """
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
@@ -83,6 +86,7 @@ def save_pretrained(
         "keypoint_set": get_keypoint_set(keypoint_set).name,
         "model_kwargs": dict(model_kwargs or {}),
         **({"input_size": int(input_size)} if input_size else {}),
+        **(pose_prior.metadata() if pose_prior is not None else {}),
         **extra,
     }
     return atomic_torch_save(path, {"state_dict": state, "occlupose": meta})

@@ -117,3 +117,28 @@ def test_without_weights_and_without_a_bundled_model_the_error_is_clear(monkeypa
     result = runner.invoke(app, ["predict", str(image)])
     assert result.exit_code == 2
     assert "no default model is bundled" in result.output
+
+
+def test_export_keeps_the_pose_prior_and_predict_can_leave_it_out(
+    tiny_checkpoint, tiny_widths, tmp_path
+):
+    from occlupose.cli.predict import load_predictor
+    from occlupose.data.synthetic.template import standing_person
+    from occlupose.decode import PosePrior
+    from occlupose.inference import Predictor, save_pretrained
+
+    _, model = tiny_checkpoint
+    prior = PosePrior(np.stack([standing_person(0, 0, 1.0)[:, :2]] * 2))
+    path = save_pretrained(
+        model, tmp_path / "prior.pt", preset="hrgr_small", keypoint_set="coco",
+        model_kwargs=tiny_widths, input_size=64, pose_prior=prior,
+    )  # fmt: skip
+    slim = tmp_path / "slim.pt"
+    result = runner.invoke(
+        app, ["export", "--weights", str(path), "--format", "pt", "--half", "--out", str(slim)]
+    )
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(Predictor.from_pretrained(slim).pose_prior.poses, prior.poses)
+    options = (None, None, "cpu", False, True, [1.0], 0.0)
+    assert load_predictor(str(slim), *options).pose_prior is not None
+    assert load_predictor(str(slim), *options, use_pose_prior=False).pose_prior is None

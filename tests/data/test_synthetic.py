@@ -201,6 +201,29 @@ def test_self_occlusion_in_side_and_back_views():
     assert v_of(back, "left_ear") == 2 and v_of(back, "left_shoulder") == 2
 
 
+def _face_contrast(body, name: str) -> float:
+    """Mean brightness of the head around its centre minus that at the face point."""
+    scene = compose_scene(SIZE, [body], [0.0], [], rng=0)
+    gray = scene.image.astype(np.float64).mean(axis=2)
+    x, y = np.round(body.points[POINT_NAMES.index(name)]).astype(int)
+    hx, hy = np.round(body.points[POINT_NAMES.index("head")]).astype(int)
+    return float(gray[hy + 3 : hy + 6, hx - 1 : hx + 2].mean() - gray[y, x])
+
+
+def test_eyes_and_nose_are_marked_where_they_face_the_camera():
+    # The points sit on dark marks (eyes much darker than the nose); the head top is
+    # plain skin. Seen from behind, the same pixels are plain skin too.
+    front = frontal_body()
+    eye, nose = _face_contrast(front, "left_eye"), _face_contrast(front, "nose")
+    assert eye > 40 and nose > 10 and eye > nose
+    back = frontal_body(yaw=180.0)
+    assert abs(_face_contrast(back, "left_eye")) < 10
+    assert abs(_face_contrast(back, "nose")) < 10
+    # Marks are part of the face: every face point of a frontal person stays visible.
+    (person,) = compose_scene(SIZE, [frontal_body(height=60.0)], [0.0], [], rng=0).people
+    assert [v_of(person, n) for n in ("nose", "left_eye", "right_eye")] == [2, 2, 2]
+
+
 def test_left_side_of_a_frontal_person_is_on_the_image_right():
     body = frontal_body()
     x = dict(zip(POINT_NAMES, body.points[:, 0], strict=True))

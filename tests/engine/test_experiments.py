@@ -32,3 +32,45 @@ def test_time_decay_lowers_every_learning_rate_once(monkeypatch):
         decay.on_train_batch_start(trainer, None, None, 0)
     assert abs(optimizers[0].param_groups[0]["lr"] - 1e-4) < 1e-12
     assert abs(optimizers[1].param_groups[0]["lr"] - 1e-5) < 1e-12
+
+
+def test_a_run_with_a_pose_prior_saves_it_with_the_weights(tiny_config, synthetic_data, tmp_path):
+    import json
+
+    import numpy as np
+    import pytest
+
+    from occlupose.decode import PosePrior
+    from occlupose.engine.build import (
+        ConfigError,
+        build_pose_prior,
+        load_split,
+        prepare_training,
+    )
+    from occlupose.engine.experiments import train_with_budget
+    from occlupose.evaluation import labelled_poses
+    from occlupose.inference import Predictor
+
+    config = tiny_config(synthetic_data, "validation.pose_prior=true", "trainer.max_epochs=1")
+    run = train_with_budget(config, tmp_path / "run", minutes=0.02)
+    gt = json.loads((synthetic_data / "train" / "annotations.json").read_text())
+    expected = labelled_poses(gt)  # the fully labelled training people
+    predictor = Predictor.from_pretrained(run.weights)
+    assert predictor.pose_prior is not None
+    assert predictor.pose_prior.poses.shape == expected.shape
+    # Stored normalised: centred, unit spread; the fit does not depend on either.
+    np.testing.assert_allclose(predictor.pose_prior.poses.mean(axis=1), 0, atol=1e-5)
+    assert Predictor.from_pretrained(run.weights, use_pose_prior=False).pose_prior is None
+    # Lightning checkpoints of the run carry it too.
+    module = prepare_training(config, tmp_path / "again").module
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    stored = PosePrior.from_metadata(checkpoint["occlupose"])
+    np.testing.assert_array_equal(stored.poses, predictor.pose_prior.poses)
+
+    # Without fully labelled people there is nothing to build a prior from.
+    records = load_split(config.data, "train", for_training=True)
+    for record in records.records:
+        record.keypoints[:, 0, 2] = 0
+    with pytest.raises(ConfigError, match="has all 17 keypoints labelled"):
+        build_pose_prior(records)

@@ -102,14 +102,13 @@ def _ideal_tags(sample) -> np.ndarray:
     return tags
 
 
-@pytest.mark.parametrize("grouping", ["tags", "limbs"])
-def test_perfect_outputs_score_a_high_ap(perfect_outputs, grouping, tmp_path):
-    records, samples = perfect_outputs
+def _decode_samples(samples, keypoint_set, grouping, *, heatmaps="complete_heatmaps", **kwargs):
+    """Decode every sample's own targets as if a network had output them."""
     people = {}
     for s in samples:
         outputs = _outputs(
-            [h.numpy() for h in s["complete_heatmaps"]],
-            tags=_ideal_tags(s),
+            [h.numpy() for h in s[heatmaps]],
+            tags=_ideal_tags(s) if grouping == "tags" else None,
             limbs=s["limb_fields"].numpy(),
         )
         people.update(
@@ -117,11 +116,19 @@ def test_perfect_outputs_score_a_high_ap(perfect_outputs, grouping, tmp_path):
                 outputs,
                 s["matrix"][None],
                 [int(s["image_id"])],
-                records.keypoint_set,
+                keypoint_set,
                 input_size=128,
                 settings=DecodeSettings(grouping=grouping),
+                **kwargs,
             )
         )
+    return people
+
+
+@pytest.mark.parametrize("grouping", ["tags", "limbs"])
+def test_perfect_outputs_score_a_high_ap(perfect_outputs, grouping, tmp_path):
+    records, samples = perfect_outputs
+    people = _decode_samples(samples, records.keypoint_set, grouping)
     validator = PoseValidator(records.annotation_file, records.keypoint_set, report_dir=tmp_path)
     report = validator.evaluate(people, tag="perfect")
     assert (tmp_path / "perfect.json").is_file()
@@ -156,3 +163,29 @@ def test_metrics_for_logging_names_bins():
         "val/AP_occlusion_rate/0": 0.7,
         "val/AP_occlusion_rate/0_0.2": 0.6,
     }
+
+
+def test_a_pose_prior_raises_the_ap_of_outputs_that_miss_the_hidden_joints(
+    perfect_outputs, synthetic_data
+):
+    # Heatmaps of the visible joints only: hidden joints are left out by grouping and
+    # count zero in OKS, unless the prior of the training people places them.
+    from occlupose.engine.build import build_pose_prior
+
+    records, _ = perfect_outputs
+    dataset = BottomUpPoseDataset(records, records.keypoint_set, input_size=128, v1_is_hidden=True)
+    samples = [dataset[i] for i in range(len(dataset))]
+    train = load_coco_keypoints(
+        synthetic_data / "train" / "annotations.json", synthetic_data / "train" / "images"
+    )
+    prior = build_pose_prior(train)
+
+    def ap(pose_prior) -> float:
+        people = _decode_samples(
+            samples, records.keypoint_set, "limbs", heatmaps="heatmaps", pose_prior=pose_prior
+        )
+        report = PoseValidator(records.annotation_file, records.keypoint_set).evaluate(people)
+        return report["metrics"]["AP"]
+
+    # Measured: 0.15 without, 0.33 with the 37 fully labelled people of the tiny train set.
+    assert ap(prior) > ap(None) + 0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,3 +38,27 @@ def test_official_checkpoint_needs_a_preset_and_infers_the_keypoints(tmp_path):
 def test_missing_weights_say_nothing_is_downloaded(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
         resolve_weights(tmp_path / "pose_higher_hrnet_w32_512.pth")
+
+
+def test_a_pose_prior_saved_with_the_weights_is_loaded_with_them(
+    tiny_checkpoint, tiny_widths, tmp_path
+):
+    from occlupose.data.synthetic.template import standing_person
+    from occlupose.decode import PosePrior
+    from occlupose.inference import save_pretrained
+
+    path, model = tiny_checkpoint
+    assert Predictor.from_pretrained(path).pose_prior is None
+    prior = PosePrior(np.stack([standing_person(0, 0, 1.0)[:, :2]] * 3), min_known=5)
+    with_prior = save_pretrained(
+        model, tmp_path / "with_prior.pt", preset="hrgr_small", keypoint_set="coco",
+        model_kwargs=tiny_widths, input_size=64, pose_prior=prior,
+    )  # fmt: skip
+    loaded = Predictor.from_pretrained(with_prior).pose_prior
+    np.testing.assert_array_equal(loaded.poses, prior.poses)
+    assert loaded.min_known == 5
+    assert Predictor.from_pretrained(with_prior, use_pose_prior=False).pose_prior is None
+    with pytest.raises(ValueError, match="pose prior has 14 joints, the model 17"):
+        Predictor(
+            model, "coco", pose_prior=PosePrior(np.zeros((1, 14, 2)) + np.arange(14)[:, None])
+        )

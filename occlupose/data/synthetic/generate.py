@@ -27,7 +27,7 @@ from occlupose.data.synthetic.scene import OCCLUSION_CHOICES, render_image
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, KeypointSet
 from occlupose.utils.io import atomic_write, atomic_write_json
 
-__all__ = ["SYNTH_FORMATS", "IMAGE_FORMATS", "generate_dataset", "render_entry"]
+__all__ = ["IMAGE_FORMATS", "RENDERER_VERSION", "SYNTH_FORMATS", "generate_dataset", "render_entry"]
 
 SYNTH_FORMATS: dict[str, KeypointSet] = {"coco": COCO_KEYPOINTS, "crowdpose": CROWDPOSE_KEYPOINTS}
 # PNG is lossless (the default: labels are exact to the pixel). The images carry
@@ -42,6 +42,10 @@ IMAGE_FORMATS: dict[str, tuple[str, list[int]]] = {
     "jpg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]),
 }
 ANNOTATION_FILE = "annotations.json"
+#: Bumped whenever the same seed renders different scenes, so that data sets made by an
+#: older renderer are told apart (``info.generator.renderer``). 2: faces show eye and nose
+#: marks where those keypoints face the camera.
+RENDERER_VERSION = 2
 IMAGE_DIR = "images"
 
 
@@ -162,6 +166,7 @@ def generate_dataset(
             "description": "occlupose synthetic occlusion benchmark",
             "version": __version__,
             "generator": {
+                "renderer": RENDERER_VERSION,
                 "seed": int(seed),
                 "num_images": int(num_images),
                 "size": int(size),

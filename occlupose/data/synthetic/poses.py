@@ -49,6 +49,7 @@ PART_NAMES: tuple[str, ...] = (
     "torso", "neck", "head",
     "left_upper_arm", "left_forearm", "right_upper_arm", "right_forearm",
     "left_thigh", "left_shin", "right_thigh", "right_shin",
+    "eyes", "nose",
 )  # fmt: skip
 _PART = {name: i for i, name in enumerate(PART_NAMES)}
 
@@ -83,6 +84,14 @@ _FACE_FAR_COSINE = {
     "right_eye": 0.2,
     "left_ear": 0.6,
     "right_ear": 0.6,
+}
+# Face marks drawn on the head where the eyes and the nose face the camera: (part,
+# lateral and vertical half axes). Real faces show where these keypoints are; without
+# marks they would sit at places no pixel tells (head yaw and pitch are not drawn).
+_FACE_MARKS = {
+    "left_eye": ("eyes", (0.012, 0.009)),
+    "right_eye": ("eyes", (0.012, 0.009)),
+    "nose": ("nose", (0.011, 0.013)),
 }
 
 
@@ -378,6 +387,17 @@ def articulate(pose: Pose, height: float, center: tuple[float, float]) -> Body:
     # The neck is drawn just before (behind) the head, whatever the view.
     neck = ("limb", p("_neck_base"), p("_head_center"), 0.032 * w, 0.03 * w)
     parts.append(Part(_PART["neck"], z("_head_center") + 1e-3, [neck]))
+    facing = {}
+    for name, offset in face_offsets.items():
+        away = (depth[idx[name]] - depth[idx["_head_center"]]) / (r * np.linalg.norm(offset))
+        facing[name] = away <= _FACE_FAR_COSINE[name]
+    marks: dict[str, list[tuple]] = {}
+    for name, (part_name, axes) in _FACE_MARKS.items():
+        if facing[name]:
+            marks.setdefault(part_name, []).append(("ellipse", p(name), axes, head_angle))
+    for part_name, prims in marks.items():
+        # Just in front of the head, so they are drawn on it.
+        parts.append(Part(_PART[part_name], z("_head_center") - 1e-3, prims))
     parts.sort(key=lambda part: -part.depth)
 
     own = np.zeros(len(POINT_NAMES), dtype=np.int64)
@@ -394,10 +414,9 @@ def articulate(pose: Pose, height: float, center: tuple[float, float]) -> Body:
         own[_P[f"{side}_wrist"]] = _bits(f"{side}_forearm")
         own[_P[f"{side}_knee"]] = _bits(f"{side}_thigh", f"{side}_shin")
         own[_P[f"{side}_ankle"]] = _bits(f"{side}_shin")
-    for name, offset in face_offsets.items():
-        away = (depth[idx[name]] - depth[idx["_head_center"]]) / (r * np.linalg.norm(offset))
-        facing_away = away > _FACE_FAR_COSINE[name]
-        own[_P[name]] = 0 if facing_away else _bits("head")
+    for name in face_offsets:
+        # The marks are the face: a point near another's mark is not covered by it.
+        own[_P[name]] = _bits("head", "eyes", "nose") if facing[name] else 0
     own[_P["head"]] = _bits("head")
     own[_P["neck"]] = _bits("neck", "torso", "head")
 

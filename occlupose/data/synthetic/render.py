@@ -128,12 +128,13 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _person_appearance(rng: np.random.Generator, body: Body) -> np.ndarray:
-    """Colours of the 11 body parts: skin, shirt (with or without sleeves), trousers."""
+    """Colours of the body parts: skin, shirt (with or without sleeves), trousers, face marks."""
     skin = np.array([60.0, 90.0, 140.0]) * rng.uniform(0.6, 1.6) + rng.uniform(-15, 15, 3)
     shirt, trousers = _random_colour(rng), _random_colour(rng)
     long_sleeves, long_legs = rng.random() < 0.6, rng.random() < 0.7
     colours = np.zeros((1 << _PART_BITS, 3))
-    by_name = {"torso": shirt, "neck": skin, "head": skin}
+    # Dark eyes and a shaded nose mark where the face points are (see poses._FACE_MARKS).
+    by_name = {"torso": shirt, "neck": skin, "head": skin, "eyes": skin * 0.25, "nose": skin * 0.65}
     for side in ("left", "right"):
         by_name[f"{side}_upper_arm"] = shirt
         by_name[f"{side}_forearm"] = shirt if long_sleeves else skin
