@@ -142,6 +142,5 @@ class PosePrior:
         if poses is None:
             return None
         poses = poses.numpy() if isinstance(poses, torch.Tensor) else np.asarray(poses)
-        prior = cls(poses, max_poses=None, min_known=int(metadata.get("pose_prior_min_known", 3)))
-        prior.poses = np.asarray(poses, dtype=np.float32)  # stored normalised already
-        return prior
+        # Stored normalised: normalising again changes them only by float32 rounding.
+        return cls(poses, max_poses=None, min_known=int(metadata.get("pose_prior_min_known", 3)))

@@ -60,7 +60,7 @@ def test_reference_subset_metadata_round_trip_and_bad_input(references):
     prior = PosePrior(many, max_poses=30, min_known=4)
     assert prior.poses.shape == (30, 17, 2) and prior.num_joints == 17
     again = PosePrior.from_metadata(prior.metadata())
-    np.testing.assert_array_equal(again.poses, prior.poses)
+    np.testing.assert_allclose(again.poses, prior.poses, atol=1e-6)
     assert again.min_known == 4
     assert PosePrior.from_metadata({"preset": "hrgr_small"}) is None
     with pytest.raises(ValueError, match=r"\(M, J, 2\)"):
