@@ -39,13 +39,17 @@ def fit_reference_pose(
         similarity transform onto the known keypoints, and the sum of squared distances
         left at the known keypoints.
     """
+    references = np.asarray(references, dtype=np.float64)
+    return _fit(keypoints, known, references[:, :, 0] + 1j * references[:, :, 1])
+
+
+def _fit(keypoints: np.ndarray, known: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`fit_reference_pose` on (M, J) complex references ``x + iy``."""
     known = np.asarray(known, dtype=bool)
     if known.sum() < 2:
         raise ValueError("fitting a similarity transform needs at least two known keypoints")
     keypoints = np.asarray(keypoints, dtype=np.float64)
-    references = np.asarray(references, dtype=np.float64)
     target = keypoints[known, 0] + 1j * keypoints[known, 1]
-    refs = references[:, :, 0] + 1j * references[:, :, 1]  # (M, J)
     ref_mean = refs[:, known].mean(axis=1, keepdims=True)
     a = refs[:, known] - ref_mean
     b = target - target.mean()
@@ -95,6 +99,8 @@ class PosePrior:
         spread = np.sqrt((poses**2).sum(axis=(1, 2), keepdims=True) / poses.shape[1])
         self.poses = (poses / np.maximum(spread, 1e-12)).astype(np.float32)
         self.min_known = int(min_known)
+        # The fit works on complex points; converting once keeps it out of every person.
+        self._complex = self.poses[:, :, 0].astype(np.float64) + 1j * self.poses[:, :, 1]
 
     @property
     def num_joints(self) -> int:
@@ -122,7 +128,7 @@ class PosePrior:
             found = person[:, 2] > 0
             if found.sum() < self.min_known or found.all():
                 continue
-            pose, _ = fit_reference_pose(person[:, :2], found, self.poses)
+            pose, _ = _fit(person[:, :2], found, self._complex)
             person[~found, :2] = pose[~found]
             person[~found, 2] = 0.5 * person[found, 2].min()
         return people
