@@ -16,7 +16,9 @@ baseline), COCO keypoint AP overall and per annotated occlusion-rate bin. Recipe
 ``validation.pose_prior`` (both synthetic ones) are evaluated twice: as the network and
 its grouping decode, and with the run's pose prior completing the people found (the
 ``+ pose prior`` row: the model as ``Predictor.from_pretrained`` runs it, which the verdict
-uses). Three last rows
+uses). Each model is also run through the Predictor with flip and the
+multi-scale test of ``--test-scales`` (default 1 and 2, HigherHRNet's procedure; the
+``Predictor: flip, scales ...`` row; the verdict takes the better AP). Three last rows
 are references with exact visible keypoints and perfect grouping: the *visible-joint
 oracle* leaves hidden keypoints out (AP about 0.35 on the mixed-occlusion data, so AP >=
 0.5 needs occluded joints completed), *+ mean training pose* fills them from the mean
@@ -59,6 +61,8 @@ from occlupose.engine.experiments import (
 )
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.evaluation import evaluate_results, labelled_poses, visible_keypoint_oracle
+from occlupose.inference import Predictor, PredictorOptions
+from occlupose.inference.dataset import predict_dataset
 from occlupose.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +149,10 @@ def train_and_evaluate(
             pose_prior=run.pose_prior,
         )
         with_prior = validator.evaluate(people, tag="validation_pose_prior")
+    test_time = None
+    if args.test_scales:
+        test_time = predictor_report(run.weights, config, data / "val", args.test_scales)
+        atomic_write_json(out / name / "validation_test_time.json", test_time, indent=1)
     return {
         "model": name,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -159,8 +167,36 @@ def train_and_evaluate(
         "metrics": metrics_for_logging(report, prefix=""),
         "report": report,
         "report_pose_prior": with_prior,
+        "report_test_time": test_time,
+        "test_scales": args.test_scales,
         "config": config_to_dict(run.config),
     }
+
+
+def predictor_report(weights: Path, config, val: Path, scales: list[float]) -> dict:
+    """Held-out report of ``weights`` as the Predictor runs them with flip and ``scales``.
+
+    HigherHRNet's multi-scale test: heatmaps of the image and its mirror at each scale,
+    averaged on the finest maps of scale 1, grouped once (with the saved pose prior).
+    """
+    decode = config.validation
+    predictor = Predictor.from_pretrained(
+        weights,
+        options=PredictorOptions(
+            input_size=config.data.input_size,
+            scales=tuple(scales),
+            flip=True,
+            grouping=decode.grouping,
+            detection_threshold=decode.detection_threshold,
+            tag_threshold=decode.tag_threshold,
+            max_people=decode.max_people,
+        ),
+    )
+    gt = json.loads((val / ANNOTATION_FILE).read_text())
+    results, failures = predict_dataset(predictor, gt, val / "images")
+    if failures:
+        raise RuntimeError(f"could not read {len(failures)} held-out images: {failures[:3]}")
+    return evaluate_results(gt, results, predictor.keypoint_set)
 
 
 def _fmt(value: Any) -> str:
@@ -210,6 +246,9 @@ def print_table(
         rows = [(r["model"], r["report"])]
         if r.get("report_pose_prior"):
             rows.append((f"{r['model']} + pose prior", r["report_pose_prior"]))
+        if r.get("report_test_time"):
+            scales = ", ".join(f"{s:g}" for s in r["test_scales"])
+            rows.append((f"{r['model']} Predictor: flip, scales {scales}", r["report_test_time"]))
         for label_, report in rows:
             m = report["metrics"]
             per_bin = {
@@ -236,12 +275,14 @@ def print_table(
     console.print(table)
     hrgr = next((r for r in results if r["model"] == "hrgr_small"), None)
     if hrgr is not None:
-        # The model as the Predictor runs it: with its pose prior when it has one.
+        # The model as the Predictor runs it by default (with its pose prior when it has
+        # one), and with the multi-scale test when one was run.
         ap = (hrgr["report_pose_prior"] or hrgr["report"])["metrics"]["AP"]
+        best = max(ap, (hrgr["report_test_time"] or {"metrics": {"AP": ap}})["metrics"]["AP"])
         full = args.minutes >= TARGET_MINUTES and args.train_images >= 2000
-        verdict = "met" if ap >= TARGET_AP else "NOT met"
+        verdict = "met" if best >= TARGET_AP else "NOT met"
         console.print(
-            f"hrgr_small AP {ap:.3f}: target {verdict}"
+            f"hrgr_small AP {ap:.3f} single-scale, {best:.3f} at best: target {verdict}"
             + ("" if full else " (reduced budget: not the spec's run)")
         )
 
@@ -270,6 +311,13 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="more recipe overrides for every model, e.g. trainer.precision=32-true",
+    )
+    parser.add_argument(
+        "--test-scales",
+        nargs="*",
+        type=float,
+        default=[1.0, 2.0],
+        help="also evaluate the Predictor with flip at these scales (none: skip)",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)

@@ -133,6 +133,17 @@ def evaluate(
             help="With --weights: complete people with the pose prior saved with them, if any.",
         ),
     ] = True,
+    flip: Annotated[
+        bool, typer.Option("--flip/--no-flip", help="With --weights: flip test.")
+    ] = True,
+    scales: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--scale",
+            help="With --weights: test scale, repeatable (multi-scale test, e.g. "
+            "--scale 1 --scale 2; default 1).",
+        ),
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -213,6 +224,8 @@ def evaluate(
                 device,
                 out,
                 use_pose_prior=pose_prior,
+                flip=flip,
+                scales=tuple(scales or (1.0,)),
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -259,6 +272,8 @@ def _run_model(
     out: Path,
     *,
     use_pose_prior: bool = True,
+    flip: bool = True,
+    scales: tuple[float, ...] = (1.0,),
 ) -> dict[float, list]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
     from rich.progress import Progress
@@ -274,6 +289,11 @@ def _run_model(
         device=device,
         use_pose_prior=use_pose_prior,
     )
+    if any(scale <= 0 for scale in scales):
+        raise typer.BadParameter(
+            f"scales must be positive, got {list(scales)}", param_hint="--scale"
+        )
+    predictor.options.flip, predictor.options.scales = flip, scales
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
     runs: dict[float, list] = {}
     with Progress(console=error_console) as progress:

@@ -32,3 +32,36 @@ def test_eval_needs_exactly_one_source(tmp_path):
     result = runner.invoke(app, ["eval", "--ann", str(tmp_path / "gt.json")])
     assert result.exit_code == 2
     assert "either --results or --weights" in result.output
+
+
+def test_eval_runs_the_multi_scale_test_it_is_asked_for(tiny_checkpoint, tmp_path):
+    from occlupose.inference import Predictor
+    from occlupose.inference.dataset import predict_dataset
+
+    weights, _ = tiny_checkpoint
+    ann = generate_dataset(tmp_path / "synth", 2, seed=1, size=64, progress=False)
+    images = ann.parent / "images"
+    out = tmp_path / "report"
+    args = ["eval", "--weights", str(weights), "--ann", str(ann), "--images", str(images)]
+    args += ["--scale", "1", "--scale", "2", "--no-flip", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    found = json.loads((out / "results_occlusion0.00.json").read_text())
+
+    predictor = Predictor.from_pretrained(weights)
+    predictor.options.flip, predictor.options.scales = False, (1.0, 2.0)
+    expected, _ = predict_dataset(predictor, json.loads(ann.read_text()), images)
+    predictor.options.scales = (1.0,)
+    single, _ = predict_dataset(predictor, json.loads(ann.read_text()), images)
+    assert found == json.loads(json.dumps(expected))
+    assert found != json.loads(json.dumps(single))  # the scales were used
+
+
+def test_eval_rejects_a_non_positive_scale(tiny_checkpoint, tmp_path):
+    weights, _ = tiny_checkpoint
+    ann = generate_dataset(tmp_path / "synth", 1, seed=1, size=64, progress=False)
+    args = ["eval", "--weights", str(weights), "--ann", str(ann), "--images"]
+    args += [str(ann.parent / "images"), "--scale", "0", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "scales must be positive" in result.output

@@ -8,7 +8,7 @@ import torch
 from occlupose.models import HigherHRNet, create_model
 
 
-def test_tiny_reference_loads_strictly_and_reproduces_outputs(tiny_reference):
+def test_tiny_reference_loads_strictly_and_reproduces_outputs(tiny_reference, reference_tolerance):
     model = HigherHRNet(**tiny_reference["config"])
     model.load_state_dict(tiny_reference["state_dict"], strict=True)
     model.eval()
@@ -17,18 +17,18 @@ def test_tiny_reference_loads_strictly_and_reproduces_outputs(tiny_reference):
     assert len(outputs) == len(tiny_reference["outputs"]) == 2
     for ours, theirs in zip(outputs, tiny_reference["outputs"], strict=True):
         assert ours.shape == theirs.shape
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+        torch.testing.assert_close(ours, theirs, **reference_tolerance)
 
 
-def test_outputs_split_into_heatmaps_and_tags(tiny_reference):
+def test_outputs_split_into_heatmaps_and_tags(tiny_reference, reference_tolerance):
     model = HigherHRNet(**tiny_reference["config"]).eval()
     model.load_state_dict(tiny_reference["state_dict"])
     with torch.no_grad():
         out = model(tiny_reference["input"])
     ref_first, ref_half = tiny_reference["outputs"]
-    torch.testing.assert_close(out.heatmaps[0], ref_first[:, :17], rtol=0, atol=1e-5)
-    torch.testing.assert_close(out.tags, ref_first[:, 17:], rtol=0, atol=1e-5)
-    torch.testing.assert_close(out.heatmaps[1], ref_half, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.heatmaps[0], ref_first[:, :17], **reference_tolerance)
+    torch.testing.assert_close(out.tags, ref_first[:, 17:], **reference_tolerance)
+    torch.testing.assert_close(out.heatmaps[1], ref_half, **reference_tolerance)
     assert out.limbs is None and out.completed is None
     assert out.final_heatmaps is out.heatmaps
 
