@@ -151,7 +151,9 @@ def train_and_evaluate(
         with_prior = validator.evaluate(people, tag="validation_pose_prior")
     test_time = None
     if args.test_scales:
-        test_time = predictor_report(run.weights, config, data / "val", args.test_scales)
+        test_time = predictor_report(
+            run.weights, config, validator.ground_truth, data / "val" / "images", args.test_scales
+        )
         atomic_write_json(out / name / "validation_test_time.json", test_time, indent=1)
     return {
         "model": name,
@@ -173,7 +175,9 @@ def train_and_evaluate(
     }
 
 
-def predictor_report(weights: Path, config, val: Path, scales: list[float]) -> dict:
+def predictor_report(
+    weights: Path, config, ground_truth: dict, images: Path, scales: list[float]
+) -> dict:
     """Held-out report of ``weights`` as the Predictor runs them with flip and ``scales``.
 
     HigherHRNet's multi-scale test: heatmaps of the image and its mirror at each scale,
@@ -192,11 +196,10 @@ def predictor_report(weights: Path, config, val: Path, scales: list[float]) -> d
             max_people=decode.max_people,
         ),
     )
-    gt = json.loads((val / ANNOTATION_FILE).read_text())
-    results, failures = predict_dataset(predictor, gt, val / "images")
+    results, failures = predict_dataset(predictor, ground_truth, images)
     if failures:
         raise RuntimeError(f"could not read {len(failures)} held-out images: {failures[:3]}")
-    return evaluate_results(gt, results, predictor.keypoint_set)
+    return evaluate_results(ground_truth, results, predictor.keypoint_set)
 
 
 def _fmt(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -225,7 +226,7 @@ def evaluate(
                 out,
                 use_pose_prior=pose_prior,
                 flip=flip,
-                scales=tuple(scales or (1.0,)),
+                scales=scales or [1.0],
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -273,27 +274,26 @@ def _run_model(
     *,
     use_pose_prior: bool = True,
     flip: bool = True,
-    scales: tuple[float, ...] = (1.0,),
+    scales: Sequence[float] = (1.0,),
 ) -> dict[float, list]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
     from rich.progress import Progress
 
-    from occlupose.inference import Predictor
+    from occlupose.cli.predict import load_predictor
     from occlupose.inference.dataset import predict_dataset
     from occlupose.utils.io import atomic_write_json
 
-    predictor = Predictor.from_pretrained(
+    predictor = load_predictor(
         weights,
-        preset=preset,
-        keypoint_set=dataset_name,
-        device=device,
+        preset,
+        dataset_name,
+        device,
+        half=False,
+        flip=flip,
+        scales=scales,
+        min_score=0.0,
         use_pose_prior=use_pose_prior,
     )
-    if any(scale <= 0 for scale in scales):
-        raise typer.BadParameter(
-            f"scales must be positive, got {list(scales)}", param_hint="--scale"
-        )
-    predictor.options.flip, predictor.options.scales = flip, scales
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
     runs: dict[float, list] = {}
     with Progress(console=error_console) as progress:

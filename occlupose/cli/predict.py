@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -59,7 +60,7 @@ def load_predictor(
     device: str,
     half: bool,
     flip: bool,
-    scales: list[float],
+    scales: Sequence[float],
     min_score: float,
     detection_threshold: float = 0.1,
     *,
@@ -69,6 +70,10 @@ def load_predictor(
     from occlupose.inference import Predictor
     from occlupose.models import PRESETS
 
+    if any(scale <= 0 for scale in scales):
+        raise typer.BadParameter(
+            f"scales must be positive, got {list(scales)}", param_hint="--scale"
+        )
     try:
         predictor = Predictor.from_pretrained(
             weights,

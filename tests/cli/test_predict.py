@@ -80,6 +80,15 @@ def test_predict_reports_missing_inputs(tiny_checkpoint, tmp_path):
     assert "does not exist" in result.output
 
 
+def test_predict_rejects_a_non_positive_scale(tiny_checkpoint, inputs, tmp_path):
+    path, _ = tiny_checkpoint
+    image = str(inputs / "000000000785.jpg")
+    args = ["predict", image, "--weights", str(path), "--scale", "-1", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "scales must be positive" in result.output
+
+
 def test_export_onnx_matches_pytorch(tiny_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     path, _ = tiny_checkpoint
