@@ -21,6 +21,10 @@ __all__ = [
 ]
 
 
+# Elements of one chunk of limb-segment boxes in render_limb_fields (~0.5 MB per array).
+_LIMB_CHUNK = 1 << 16
+
+
 def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim == 2 and keypoints.shape[0] == 0:
@@ -67,22 +71,26 @@ def render_heatmaps(
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     num_joints = keypoints.shape[1]
-    heatmaps = np.zeros((num_joints, height, width), dtype=np.float32)
-    xi, yi, valid = _nearest_pixel(keypoints, height, width)
     radius = int(np.ceil(3 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    for n, j in zip(*np.nonzero(valid), strict=True):
-        cols = xi[n, j] + offsets
-        rows = yi[n, j] + offsets
-        cs = (cols >= 0) & (cols < width)
-        rs = (rows >= 0) & (rows < height)
-        gx = np.exp(-((cols[cs] - keypoints[n, j, 0]) ** 2) / (2 * sigma**2))
-        gy = np.exp(-((rows[rs] - keypoints[n, j, 1]) ** 2) / (2 * sigma**2))
-        # The 2-D Gaussian is separable: an outer product instead of a full exp.
-        patch = (gy[:, None] * gx[None, :]).astype(np.float32)
-        region = heatmaps[j, rows[rs][0] : rows[rs][-1] + 1, cols[cs][0] : cols[cs][-1] + 1]
-        np.maximum(region, patch, out=region)
-    return heatmaps
+    side = 2 * radius + 1
+    # A border of ``radius`` takes the parts of windows that fall off the map, so every
+    # window is a plain slice; it is cut away at the end.
+    canvas = np.zeros((num_joints, height + 2 * radius, width + 2 * radius), dtype=np.float32)
+    xi, yi, valid = _nearest_pixel(keypoints, height, width)
+    people, joints = np.nonzero(valid)
+    if len(people):
+        offsets = np.arange(-radius, radius + 1)
+        cx, cy = xi[people, joints], yi[people, joints]
+        dx = cx[:, None] + offsets - keypoints[people, joints, 0][:, None]
+        dy = cy[:, None] + offsets - keypoints[people, joints, 1][:, None]
+        # The 2-D Gaussian is separable: outer products of 1-D ones, all windows at once.
+        gx = np.exp(-(dx**2) / (2 * sigma**2))
+        gy = np.exp(-(dy**2) / (2 * sigma**2))
+        windows = (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
+        for k in range(len(people)):
+            region = canvas[joints[k], cy[k] : cy[k] + side, cx[k] : cx[k] + side]
+            np.maximum(region, windows[k], out=region)
+    return np.ascontiguousarray(canvas[:, radius : radius + height, radius : radius + width])
 
 
 def render_limb_fields(
@@ -113,41 +121,68 @@ def render_limb_fields(
     height, map_width = _check_size(output_size)
     if width <= 0:
         raise ValueError(f"limb field width must be positive, got {width}")
-    limbs = [(int(a), int(b)) for a, b in limbs]
-    num_joints = keypoints.shape[1]
-    for a, b in limbs:
+    pairs = np.asarray([(int(a), int(b)) for a, b in limbs], dtype=np.int64).reshape(-1, 2)
+    num_joints, num_limbs = keypoints.shape[1], len(pairs)
+    for a, b in pairs:
         if not (0 <= a < num_joints and 0 <= b < num_joints):
             raise ValueError(f"limb ({a}, {b}) refers to a joint outside 0..{num_joints - 1}")
-    fields = np.zeros((2 * len(limbs), height, map_width), dtype=np.float32)
+    fields = np.zeros((2 * num_limbs, height, map_width), dtype=np.float32)
     labelled = keypoints[..., 2] > 0
-    for l_index, (a, b) in enumerate(limbs):
-        total = np.zeros((2, height, map_width), dtype=np.float64)
-        count = np.zeros((height, map_width), dtype=np.int32)
-        for n in np.flatnonzero(labelled[:, a] & labelled[:, b]):
-            start, end = keypoints[n, a, :2], keypoints[n, b, :2]
-            direction = end - start
-            length = float(np.hypot(*direction))
-            if length < 1e-6:
-                continue
-            unit = direction / length
-            # Only the bounding box of the capsule can be covered.
-            lo = np.floor(np.minimum(start, end) - width).astype(int)
-            hi = np.ceil(np.maximum(start, end) + width).astype(int)
-            x0, y0 = max(lo[0], 0), max(lo[1], 0)
-            x1, y1 = min(hi[0], map_width - 1), min(hi[1], height - 1)
-            if x0 > x1 or y0 > y1:
-                continue
-            gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
-            rel_x, rel_y = gx - start[0], gy - start[1]
-            along = np.clip(rel_x * unit[0] + rel_y * unit[1], 0.0, length)
-            dist2 = (rel_x - along * unit[0]) ** 2 + (rel_y - along * unit[1]) ** 2
-            inside = dist2 <= width**2
-            total[0, y0 : y1 + 1, x0 : x1 + 1][inside] += unit[0]
-            total[1, y0 : y1 + 1, x0 : x1 + 1][inside] += unit[1]
-            count[y0 : y1 + 1, x0 : x1 + 1][inside] += 1
-        covered = count > 0
-        fields[2 * l_index][covered] = total[0][covered] / count[covered]
-        fields[2 * l_index + 1][covered] = total[1][covered] / count[covered]
+    # Every drawn (limb, person) segment, limb-major and people in order.
+    limb, person = np.nonzero((labelled[:, pairs[:, 0]] & labelled[:, pairs[:, 1]]).T)
+    start = keypoints[person, pairs[limb, 0], :2]
+    end = keypoints[person, pairs[limb, 1], :2]
+    length = np.hypot(*(end - start).T)
+    # Only the bounding box of a capsule can be covered.
+    low = np.maximum(np.floor(np.minimum(start, end) - width).astype(np.int64), 0)
+    high = np.minimum(
+        np.ceil(np.maximum(start, end) + width).astype(np.int64), [map_width - 1, height - 1]
+    )
+    keep = (length >= 1e-6) & (low <= high).all(axis=1)  # degenerate or off the map
+    if not keep.any():
+        return fields
+    limb, start, end, length = limb[keep], start[keep], end[keep], length[keep]
+    low, high = low[keep], high[keep]
+    unit = (end - start) / length[:, None]
+    box = high - low + 1  # (S, 2) widths and heights
+    cells = num_limbs * height * map_width
+    sums = np.zeros((2, cells))
+    count = np.zeros(cells)
+    first = 0
+    while first < len(limb):
+        # Segments are evaluated in chunks on a common box (the largest of the chunk),
+        # bounded in size so that one long limb does not inflate every short one.
+        last, box_w, box_h = first + 1, box[first, 0], box[first, 1]
+        while last < len(limb):
+            w, h = max(box_w, box[last, 0]), max(box_h, box[last, 1])
+            if (last + 1 - first) * w * h > _LIMB_CHUNK:
+                break
+            last, box_w, box_h = last + 1, w, h
+        s = slice(first, last)
+        xs = low[s, 0, None] + np.arange(box_w)  # (S, box_w) map columns
+        ys = low[s, 1, None] + np.arange(box_h)
+        rel_x = (xs - start[s, 0, None])[:, None, :]
+        rel_y = (ys - start[s, 1, None])[:, :, None]
+        ux, uy = unit[s, 0, None, None], unit[s, 1, None, None]
+        along = np.minimum(np.maximum(rel_x * ux + rel_y * uy, 0.0), length[s, None, None])
+        inside = (rel_x - along * ux) ** 2 + (rel_y - along * uy) ** 2 <= width**2
+        inside &= (xs <= high[s, 0, None])[:, None, :] & (ys <= high[s, 1, None])[:, :, None]
+        segment, row, col = np.nonzero(inside)
+        segment += first
+        flat = (limb[segment] * height + low[segment, 1] + row) * map_width
+        flat += low[segment, 0] + col
+        if len(flat):
+            # Sums per pixel over the range the chunk touches (people in order).
+            lo, hi = flat.min(), flat.max() + 1
+            flat -= lo
+            for c in range(2):
+                sums[c, lo:hi] += np.bincount(flat, weights=unit[segment, c], minlength=hi - lo)
+            count[lo:hi] += np.bincount(flat, minlength=hi - lo)
+        first = last
+    covered = count > 0
+    out = fields.reshape(num_limbs, 2, height * map_width)
+    for c in range(2):
+        out[:, c][covered.reshape(num_limbs, -1)] = sums[c][covered] / count[covered]
     return fields
 
 

@@ -106,6 +106,46 @@ def test_limb_fields_need_both_ends_labelled_and_skip_degenerate_limbs():
         render_limb_fields(people, [(0, 3)], (8, 8), 1.0)
 
 
+def _limb_fields_by_pixel(keypoints, limbs, size, width):
+    """The definition, pixel by pixel: mean unit vector of the segments within ``width``."""
+    height, map_width = size
+    fields = np.zeros((2 * len(limbs), height, map_width))
+    for index, (a, b) in enumerate(limbs):
+        for y in range(height):
+            for x in range(map_width):
+                vectors = []
+                for person in keypoints:
+                    if person[a, 2] <= 0 or person[b, 2] <= 0:
+                        continue
+                    start, end = person[a, :2], person[b, :2]
+                    length = np.hypot(*(end - start))
+                    if length < 1e-6:
+                        continue
+                    unit = (end - start) / length
+                    along = np.clip(np.dot((x, y) - start, unit), 0, length)
+                    if np.hypot(*((x, y) - start - along * unit)) <= width:
+                        vectors.append(unit)
+                if vectors:
+                    fields[2 * index : 2 * index + 2, y, x] = np.mean(vectors, axis=0)
+    return fields
+
+
+def test_limb_fields_of_many_long_and_short_limbs_match_the_definition():
+    # Segments are drawn in chunks bounded by their boxes' area: 14 people with limbs
+    # from 2 to 70 pixels long and ends off the map span several chunks.
+    rng = np.random.default_rng(0)
+    keypoints = np.zeros((14, 4, 3))
+    for n in range(14):
+        spread = 2 if n % 2 else 25
+        keypoints[n, :, :2] = rng.uniform(-5, 75, 2) + rng.normal(0, spread, (4, 2))
+        keypoints[n, :, 2] = rng.choice([0, 1, 2], 4, p=[0.15, 0.15, 0.7])
+    limbs = [(0, 1), (1, 2), (2, 3), (3, 0)]
+    fields = render_limb_fields(keypoints, limbs, (70, 80), width=1.5)
+    expected = _limb_fields_by_pixel(keypoints, limbs, (70, 80), width=1.5)
+    assert np.count_nonzero(expected) > 1000
+    np.testing.assert_allclose(fields, expected, atol=1e-6)
+
+
 # --- joint indices and tags ------------------------------------------------------------
 
 
