@@ -132,7 +132,8 @@ def render_limb_fields(
     limb, person = np.nonzero((labelled[:, pairs[:, 0]] & labelled[:, pairs[:, 1]]).T)
     start = keypoints[person, pairs[limb, 0], :2]
     end = keypoints[person, pairs[limb, 1], :2]
-    length = np.hypot(*(end - start).T)
+    direction = end - start
+    length = np.hypot(*direction.T)
     # Only the bounding box of a capsule can be covered.
     low = np.maximum(np.floor(np.minimum(start, end) - width).astype(np.int64), 0)
     high = np.minimum(
@@ -141,9 +142,9 @@ def render_limb_fields(
     keep = (length >= 1e-6) & (low <= high).all(axis=1)  # degenerate or off the map
     if not keep.any():
         return fields
-    limb, start, end, length = limb[keep], start[keep], end[keep], length[keep]
+    limb, start, length = limb[keep], start[keep], length[keep]
     low, high = low[keep], high[keep]
-    unit = (end - start) / length[:, None]
+    unit = direction[keep] / length[:, None]
     box = high - low + 1  # (S, 2) widths and heights
     cells = num_limbs * height * map_width
     sums = np.zeros((2, cells))
