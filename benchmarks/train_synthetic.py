@@ -134,7 +134,11 @@ def train_and_evaluate(
     )
     validator = PoseValidator(val_records.annotation_file, run.keypoint_set, report_dir=out / name)
     people = predict_people(
-        model, val_set, run.keypoint_set, settings=config.validation, batch_size=args.batch_size
+        model,
+        val_set,
+        run.keypoint_set,
+        settings=config.validation.decode_settings(),
+        batch_size=args.batch_size,
     )
     report = validator.evaluate(people, tag="validation")
     with_prior = None
@@ -144,7 +148,7 @@ def train_and_evaluate(
             model,
             val_set,
             run.keypoint_set,
-            settings=config.validation,
+            settings=config.validation.decode_settings(),
             batch_size=args.batch_size,
             pose_prior=run.pose_prior,
         )
@@ -183,17 +187,13 @@ def predictor_report(
     HigherHRNet's multi-scale test: heatmaps of the image and its mirror at each scale,
     averaged on the finest maps of scale 1, grouped once (with the saved pose prior).
     """
-    decode = config.validation
     predictor = Predictor.from_pretrained(
         weights,
         options=PredictorOptions(
             input_size=config.data.input_size,
             scales=tuple(scales),
             flip=True,
-            grouping=decode.grouping,
-            detection_threshold=decode.detection_threshold,
-            tag_threshold=decode.tag_threshold,
-            max_people=decode.max_people,
+            decode=config.validation.decode_settings(),
         ),
     )
     results, failures = predict_dataset(predictor, ground_truth, images)

@@ -64,7 +64,7 @@ def demo(
     from occlupose.inference import as_rgb_image
     from occlupose.visualization import draw_ground_truth, draw_people, side_by_side
 
-    predictor = load_predictor(weights, None, None, "cpu", False, True, [1.0], 0.05)
+    predictor = load_predictor(weights, min_score=0.05)
     kps = predictor.keypoint_set
     out.mkdir(parents=True, exist_ok=True)
 

@@ -145,6 +145,15 @@ def evaluate(
             "--scale 1 --scale 2; default 1).",
         ),
     ] = None,
+    decoding: Annotated[
+        str,
+        typer.Option(
+            "--decoding",
+            help="With --weights: official (HigherHRNet's published test path, every "
+            "person kept), occlupose, or auto (the checkpoint's: official for official "
+            "checkpoints and HigherHRNet presets).",
+        ),
+    ] = "auto",
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -227,6 +236,7 @@ def evaluate(
                 use_pose_prior=pose_prior,
                 flip=flip,
                 scales=scales or [1.0],
+                decoding=decoding,
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -275,6 +285,7 @@ def _run_model(
     use_pose_prior: bool = True,
     flip: bool = True,
     scales: Sequence[float] = (1.0,),
+    decoding: str = "auto",
 ) -> dict[float, list]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
     from rich.progress import Progress
@@ -287,11 +298,10 @@ def _run_model(
         weights,
         preset,
         dataset_name,
-        device,
-        half=False,
+        device=device,
         flip=flip,
         scales=scales,
-        min_score=0.0,
+        decoding=decoding,
         use_pose_prior=use_pose_prior,
     )
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)

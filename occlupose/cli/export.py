@@ -36,7 +36,7 @@ def export(
     from occlupose.cli.predict import load_predictor
     from occlupose.inference.export import export_onnx, verify_onnx
 
-    predictor = load_predictor(weights, preset, keypoint_set, "cpu", False, False, [1.0], 0.0)
+    predictor = load_predictor(weights, preset, keypoint_set, flip=False)
     size = predictor.options.input_size
     if export_format == "pt":
         from occlupose.inference import resolve_weights, save_pretrained
@@ -52,6 +52,7 @@ def export(
             input_size=size,
             half=half,
             pose_prior=predictor.pose_prior,
+            decoding=predictor.options.decoding,
         )
         console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return

@@ -53,43 +53,63 @@ def image_id_for(path: Path, index: int) -> int:
     return int(path.stem) if re.fullmatch(r"\d{1,12}", path.stem) else index
 
 
+DECODING_HELP = (
+    "official: HigherHRNet's published test path (centred canvas aligned to 64, maps at "
+    "input resolution, tags of scale 1; every person kept); occlupose: occlupose's own; "
+    "auto: the checkpoint's (official for official checkpoints and HigherHRNet presets)."
+)
+
+
 def load_predictor(
     weights: str | None,
-    preset: str | None,
-    keypoint_set: str | None,
-    device: str,
-    half: bool,
-    flip: bool,
-    scales: Sequence[float],
-    min_score: float,
-    detection_threshold: float = 0.1,
+    preset: str | None = None,
+    keypoint_set: str | None = None,
     *,
+    device: str = "cpu",
+    half: bool = False,
+    flip: bool = True,
+    scales: Sequence[float] = (1.0,),
+    decoding: str = "auto",
+    min_score: float | None = None,
+    detection_threshold: float | None = None,
     use_pose_prior: bool = True,
 ):
-    """Build the Predictor the options ask for (the bundled default without --weights)."""
-    from occlupose.inference import Predictor
+    """Build the Predictor the options ask for (the bundled default without --weights).
+
+    ``min_score`` and ``detection_threshold`` change the decoding's defaults when given.
+    """
+    from occlupose.inference import Predictor, PredictorOptions
     from occlupose.models import PRESETS
 
     if any(scale <= 0 for scale in scales):
         raise typer.BadParameter(
             f"scales must be positive, got {list(scales)}", param_hint="--scale"
         )
+    if decoding not in ("auto", "official", "occlupose"):
+        raise typer.BadParameter(
+            f"must be auto, official or occlupose, got {decoding!r}", param_hint="--decoding"
+        )
+    options = PredictorOptions(
+        input_size=PRESETS[preset].input_size if preset in PRESETS else None,
+        scales=tuple(scales),
+        flip=flip,
+        decoding=decoding,
+    )
     try:
         predictor = Predictor.from_pretrained(
             weights,
             preset=preset,
             keypoint_set=keypoint_set,
+            options=options,
             device=device,
             half=half,
             use_pose_prior=use_pose_prior,
         )
     except (FileNotFoundError, ValueError) as error:
-        raise typer.BadParameter(str(error), param_hint="--weights") from None
-    opts = predictor.options
-    opts.flip, opts.scales, opts.min_score = flip, tuple(scales), min_score
-    opts.detection_threshold = detection_threshold
-    if preset is not None:
-        opts.input_size = PRESETS[preset].input_size
+        hint = "--decoding" if "decoding=" in str(error) else "--weights"
+        raise typer.BadParameter(str(error), param_hint=hint) from None
+    changes = {"min_score": min_score, "detection_threshold": detection_threshold}
+    predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
     return predictor
 
 
@@ -112,8 +132,9 @@ def predict(
     scales: list[float] = typer.Option([1.0], "--scale", help="Test scales (repeatable)."),
     min_score: float = typer.Option(0.05, help="Drop people scoring lower."),
     detection_threshold: float = typer.Option(
-        0.1, help="Minimum heatmap peak of a joint candidate."
+        None, help="Minimum heatmap peak of a joint candidate (default 0.1)."
     ),
+    decoding: str = typer.Option("auto", "--decoding", help=DECODING_HELP),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
     batch_size: int = typer.Option(
         1, "--batch-size", min=1, help="Video frames per network run (e.g. 8 on a GPU)."
@@ -141,12 +162,13 @@ def predict(
         weights,
         preset,
         keypoint_set,
-        device,
-        half,
-        flip,
-        scales,
-        min_score,
-        detection_threshold,
+        device=device,
+        half=half,
+        flip=flip,
+        scales=scales,
+        decoding=decoding,
+        min_score=min_score,
+        detection_threshold=detection_threshold,
         use_pose_prior=pose_prior,
     )
     if weights is None:

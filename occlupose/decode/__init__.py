@@ -1,6 +1,9 @@
-"""Decoding network outputs into people: peaks, tag grouping, limb grouping, aggregation.
+"""Decoding network outputs into people: aggregation, peaks, grouping, the decoder.
 
-Every function works on one image's maps as numpy arrays (the aggregation helpers also
+The path every caller takes: network outputs of one image -> :func:`merge_passes` or
+:func:`merge_passes_official` (:class:`MergedMaps`) -> :func:`decode_people` with
+:class:`DecodeSettings` -> :class:`~occlupose.structures.Person` list in image pixels.
+The groupers work on one image's maps as numpy arrays (the aggregation helpers also
 take torch tensors). Shapes: heatmaps ``(J, H, W)``; tags ``(J, H, W)`` or
 ``(J, H, W, D)``; limb fields ``(2L, H, W)``.
 
@@ -12,15 +15,20 @@ coordinates: subtract 0.5 to compare.
 """
 
 from occlupose.decode.aggregate import (
+    MergedMaps,
+    NetworkPass,
     aggregate_heatmaps,
     concat_tags,
     flip_back,
     flip_back_limb_fields,
+    flip_back_outputs,
     limb_flip_permutation,
+    merge_passes,
+    merge_passes_official,
     resize_maps,
 )
 from occlupose.decode.assignment import min_cost_assignment
-from occlupose.decode.group import group_people, resolve_grouping
+from occlupose.decode.decoder import DecodeSettings, decode_people, group_people, resolve_grouping
 from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
 from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
 from occlupose.decode.prior import PosePrior, fit_reference_pose
@@ -28,18 +36,25 @@ from occlupose.decode.tags import group_by_tags, resolve_joint_order
 
 __all__ = [
     "Candidates",
+    "DecodeSettings",
+    "MergedMaps",
+    "NetworkPass",
     "PosePrior",
     "aggregate_heatmaps",
     "concat_tags",
+    "decode_people",
     "find_candidates",
     "fit_reference_pose",
     "flip_back",
     "flip_back_limb_fields",
+    "flip_back_outputs",
     "group_by_limbs",
     "group_by_tags",
     "group_people",
     "limb_flip_permutation",
     "limb_visit_order",
+    "merge_passes",
+    "merge_passes_official",
     "min_cost_assignment",
     "nms_heatmaps",
     "quarter_offsets",

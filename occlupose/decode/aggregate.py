@@ -1,9 +1,11 @@
-"""Test-time aggregation of network outputs before grouping: resize, flip back, average.
+"""Aggregation of network outputs before grouping: resize, flip back, merge passes.
 
-These are the steps HigherHRNet's test code performs between the network and the
-grouping, as plain functions. All take a ``torch.Tensor`` or a ``numpy.ndarray`` with
-maps in the last two axes (``(..., C, H, W)``, e.g. ``(N, C, H, W)`` or ``(C, H, W)``)
-and return the same type.
+Everything between the network and the grouping lives here, for every caller
+(the Predictor, validation during training, evaluation): the map helpers take a
+``torch.Tensor`` or a ``numpy.ndarray`` with maps in the last two axes
+(``(..., C, H, W)``) and return the same type; :func:`merge_passes` and
+:func:`merge_passes_official` turn the outputs of one or more network runs on one
+image into the :class:`MergedMaps` that :func:`occlupose.decode.decode_people` groups.
 
 * Multi-resolution: heatmaps from the 1/4 and 1/2 outputs are resized to a common size
   and averaged (:func:`aggregate_heatmaps`).
@@ -13,25 +15,42 @@ and return the same type.
   concatenated (:func:`concat_tags`), as HigherHRNet does.
 * Multi-scale: outputs at several input scales are resized to one size and averaged
   (heatmaps) or concatenated (tags) by the same two functions.
+
+Two ways of merging the passes of one image:
+
+* :func:`merge_passes` (occlupose's): every map of every pass is brought to the finest
+  output map of the base view (1/2 of the input for HigherHRNet), heatmaps averaged,
+  tags of every pass stacked, limb fields averaged.
+* :func:`merge_passes_official`: HigherHRNet's published ``valid.py`` path step by
+  step (maps projected to input resolution, tags of scale 1 only), in the same order
+  of float operations, so that it reproduces the official maps bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from occlupose.structures.keypoint_set import KeypointSet
+from occlupose.structures.pose_outputs import PoseOutputs
 
 __all__ = [
+    "MergedMaps",
+    "NetworkPass",
     "aggregate_heatmaps",
     "concat_tags",
     "flip_back",
     "flip_back_limb_fields",
+    "flip_back_outputs",
     "limb_flip_permutation",
+    "merge_passes",
+    "merge_passes_official",
     "resize_maps",
 ]
 
@@ -197,3 +216,177 @@ def flip_back_limb_fields(fields: Maps, keypoint_set: KeypointSet) -> Maps:
     out = tensor.index_select(-3, channels.to(tensor.device)).flip(-1)
     out = out * factors.reshape(-1, 1, 1)
     return _like(out, was_numpy)
+
+
+def flip_back_outputs(outputs: PoseOutputs, keypoint_set: KeypointSet) -> PoseOutputs:
+    """Outputs of the horizontally flipped image, mapped back onto the original image."""
+    index = keypoint_set.flip_index
+    tags = outputs.tags
+    if tags is not None:
+        # A shared tag map (one channel) has no joints to permute.
+        tags = flip_back(tags, index) if tags.shape[1] == len(index) else tags.flip(3)
+    return PoseOutputs(
+        heatmaps=[flip_back(h, index) for h in outputs.heatmaps],
+        tags=tags,
+        limbs=None if outputs.limbs is None else flip_back_limb_fields(outputs.limbs, keypoint_set),
+        completed=None
+        if outputs.completed is None
+        else [flip_back(h, index) for h in outputs.completed],
+        features=outputs.features.flip(3),
+    )
+
+
+@dataclass
+class MergedMaps:
+    """One image's decoder input: every map at one size (batch dimension dropped).
+
+    Attributes:
+        heatmaps: (J, H, W), averaged over resolutions, flips and scales.
+        tags: (J, H, W, D), one embedding component per merged pass, or None.
+        limbs: (2L, H, W) averaged, or None.
+        stride: input pixels per map pixel (of the base view's canvas): 2 for maps at
+            1/2 resolution, 1 for maps projected to the input.
+    """
+
+    heatmaps: Tensor
+    tags: Tensor | None
+    limbs: Tensor | None
+    stride: float
+
+
+@dataclass
+class NetworkPass:
+    """One run of the network on one (possibly mirrored, rescaled) view of an image.
+
+    Attributes:
+        outputs: flipped back already, batch size 1.
+        input_height: height of the network input (canvas) in pixels.
+        zoom: how much larger this view is than the merged grid's view
+            (``scale / base_scale``); views are padded at the right and bottom only,
+            so their top-left corners coincide.
+    """
+
+    outputs: PoseOutputs
+    input_height: int
+    zoom: float = 1.0
+
+
+def _align(m: Tensor, factor: float, size: Sequence[int]) -> Tensor:
+    """Resize ``m`` by ``factor``, then crop or zero-pad it to ``size`` at the bottom/right."""
+    if factor != 1.0:
+        new = (max(1, round(m.shape[-2] * factor)), max(1, round(m.shape[-1] * factor)))
+        m = F.interpolate(m, size=new, mode="bilinear", align_corners=False)
+    m = m[..., : size[0], : size[1]]
+    pad_h, pad_w = size[0] - m.shape[-2], size[1] - m.shape[-1]
+    return F.pad(m, (0, pad_w, 0, pad_h)) if pad_h or pad_w else m
+
+
+def merge_passes(passes: Sequence[NetworkPass], size: Sequence[int], stride: float) -> MergedMaps:
+    """occlupose's merge: every pass (flips, scales) on one map grid.
+
+    Every map of every pass is brought to the merged grid (map size ``size = (H, W)``,
+    ``stride`` input pixels per map pixel at the base scale) and heatmaps are averaged
+    over resolutions and passes (HigherHRNet's aggregation: the 1/4 heatmaps upsampled
+    and averaged with the 1/2 ones); completed heatmaps are used when the model has a
+    generator. Tags are stacked as extra embedding dimensions (one per pass), limb
+    fields averaged. One pass of an image fitted into the input (validation) is the
+    simplest case.
+    """
+
+    def factor(p: NetworkPass, m: Tensor) -> float:
+        map_stride = p.input_height / m.shape[-2]
+        return map_stride / stride / p.zoom
+
+    heatmaps = torch.stack(
+        [_align(h.float(), factor(p, h), size) for p in passes for h in p.outputs.final_heatmaps]
+    ).mean(dim=0)[0]
+    tags = None
+    if passes[0].outputs.tags is not None:
+        num_joints = heatmaps.shape[0]
+        # A shared tag map (one channel) serves every joint.
+        tags = torch.stack(
+            [
+                _align(p.outputs.tags.float(), factor(p, p.outputs.tags), size)[0].expand(
+                    num_joints, -1, -1
+                )
+                for p in passes
+            ],
+            dim=-1,
+        )
+    limbs = None
+    if passes[0].outputs.limbs is not None:
+        limbs = torch.stack(
+            [_align(p.outputs.limbs.float(), factor(p, p.outputs.limbs), size)[0] for p in passes]
+        ).mean(dim=0)
+    return MergedMaps(heatmaps, tags, limbs, stride)
+
+
+def _official_pass_maps(
+    outputs: PoseOutputs, mirrored: bool, flip_index: Sequence[int], size: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Heatmaps and tags of one pass, HigherHRNet's way, projected to ``size = (H, W)``.
+
+    The 1/4 output is upsampled to the 1/2 output's size; a mirrored pass is flipped
+    back (after the upsampling, as the official code does: the order of float
+    operations decides the last bits) and its joints permuted; heatmaps are the mean
+    of the two resolutions, tags the upsampled 1/4 ones; both are then resized to
+    ``size``.
+    """
+    final = outputs.final_heatmaps
+    finest = final[-1].shape[-2:]
+    heatmaps: Tensor | int = 0
+    for h in final:
+        h = h.float()
+        if h.shape[-2:] != finest:
+            h = F.interpolate(h, size=finest, mode="bilinear", align_corners=False)
+        if mirrored:
+            h = h.flip(3)[:, list(flip_index)]
+        heatmaps = heatmaps + h
+    heatmaps = heatmaps / len(final)
+    tags = F.interpolate(outputs.tags.float(), size=finest, mode="bilinear", align_corners=False)
+    if mirrored:
+        tags = tags.flip(3)[:, list(flip_index)]
+    project = {"size": tuple(size), "mode": "bilinear", "align_corners": False}
+    return F.interpolate(heatmaps, **project), F.interpolate(tags, **project)
+
+
+def merge_passes_official(
+    views: Sequence[tuple[float, PoseOutputs, PoseOutputs | None]],
+    flip_index: Sequence[int],
+    size: tuple[int, int],
+) -> MergedMaps:
+    """HigherHRNet's published merge (``valid.py`` with ``PROJECT2IMAGE``), exactly.
+
+    Args:
+        views: per test scale, in the order the scales were run (the official code
+            runs them largest first): ``(scale, outputs, mirrored_outputs)``, the
+            outputs of the canvas and of the mirrored canvas (not flipped back; None
+            without the flip test), batch size 1. The model must predict one tag map
+            per joint.
+        flip_index: the keypoint set's flip index.
+        size: ``(H, W)`` of the base canvas (the canvas at scale 1): every map is
+            projected to it.
+
+    Returns:
+        :class:`MergedMaps` at input resolution (stride 1): heatmaps averaged over
+        passes (plain and mirrored averaged per scale, then over scales), tags of the
+        scale-1 run only (or of the only scale), one component per pass.
+    """
+    if len(views) > 1 and not any(scale == 1.0 for scale, _, _ in views):
+        raise ValueError("the official multi-scale test takes its tags from scale 1: include it")
+    total: Tensor | None = None
+    tags: list[Tensor] = []
+    for scale, outputs, mirrored in views:
+        if outputs.tags is None or outputs.tags.shape[1] != len(flip_index):
+            raise ValueError("the official test needs one tag map per joint")
+        heat, tag = _official_pass_maps(outputs, False, flip_index, size)
+        view_tags = [tag]
+        if mirrored is not None:
+            heat_m, tag_m = _official_pass_maps(mirrored, True, flip_index, size)
+            heat = (heat + heat_m) / 2.0
+            view_tags.append(tag_m)
+        if scale == 1.0 or len(views) == 1:
+            tags.extend(view_tags)
+        total = heat if total is None else total + heat
+    heatmaps = total / float(len(views))
+    return MergedMaps(heatmaps[0], torch.stack([t[0] for t in tags], dim=-1), None, 1.0)

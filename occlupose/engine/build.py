@@ -362,7 +362,7 @@ def prepare_training(
             val_records.annotation_file,
             keypoint_set,
             image_ids=[r.image_id for r in val_records.records],
-            settings=config.validation,
+            settings=config.validation.decode_settings(),
             report_dir=out_dir / "validation",
         )
     module = PoseTrainingModule(

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from occlupose.decode import DecodeSettings
 from occlupose.engine.module import AdversarialSettings, LossWeights, OptimizerSettings
-from occlupose.engine.validation import DecodeSettings
 from occlupose.utils.io import atomic_write
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "TrainerConfig",
+    "ValidationConfig",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
@@ -152,6 +153,44 @@ class TrainerConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """Validation during training: how people are decoded, and the pose prior.
+
+    The decoding keys are those of :class:`occlupose.decode.DecodeSettings` (same
+    defaults); validation keeps the ``max_people`` best people of each image.
+
+    Attributes:
+        pose_prior: build a :class:`occlupose.decode.PosePrior` from the fully labelled
+            training people, complete the validation people with it, and save it with the
+            weights (the Predictor then uses it).
+    """
+
+    grouping: str = DecodeSettings.grouping
+    detection_threshold: float = DecodeSettings.detection_threshold
+    tag_threshold: float = DecodeSettings.tag_threshold
+    max_people: int = DecodeSettings.max_people
+    nms_kernel: int = DecodeSettings.nms_kernel
+    refine: bool = DecodeSettings.refine
+    pose_prior: bool = False
+
+    def __post_init__(self) -> None:
+        self.decode_settings()  # refuse bad values when the recipe is read
+
+    def decode_settings(self, pixel_convention: str = "centres") -> DecodeSettings:
+        """The :class:`DecodeSettings` validation decodes with."""
+        return DecodeSettings(
+            grouping=self.grouping,
+            detection_threshold=self.detection_threshold,
+            tag_threshold=self.tag_threshold,
+            max_people=self.max_people,
+            nms_kernel=self.nms_kernel,
+            refine=self.refine,
+            max_results=self.max_people,
+            pixel_convention=pixel_convention,
+        )
+
+
+@dataclass
 class TrainConfig:
     """A complete training recipe."""
 
@@ -164,7 +203,7 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    validation: DecodeSettings = field(default_factory=DecodeSettings)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
 
 # ---------------------------------------------------------------------------- parsing

@@ -42,7 +42,8 @@ from occlupose.engine.losses import (
 )
 from occlupose.engine.validation import PoseValidator, decode_batch, metrics_for_logging
 from occlupose.models.completion import PoseDiscriminator
-from occlupose.models.hrgr import HRGRNet, PoseOutputs
+from occlupose.models.hrgr import HRGRNet
+from occlupose.structures import PoseOutputs
 from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
 

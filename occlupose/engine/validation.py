@@ -1,16 +1,12 @@
 """Validation inside training: decode a batch of network outputs into people, evaluate.
 
 The network sees each validation image fitted into its square input (no test-time
-augmentation); :func:`decode_batch` turns the batch outputs into
-:class:`~occlupose.structures.person.Person` lists in original-image pixels, and
-:class:`PoseValidator` scores them with :mod:`occlupose.evaluation` (COCO / CrowdPose
-AP and AP per occlusion bin). This is a fast proxy for the full evaluation of
-:mod:`occlupose.inference` (multi-scale, flip), good for model selection.
-
-Coordinates: heatmap pixel ``u`` of an output map of stride ``k`` covers input pixels
-``[k u - 0.5, k (u + 1) - 0.5]`` (pixel centres at integers, see
-:mod:`occlupose.data.augment`), so its centre is input pixel ``k (u + 0.5) - 0.5``; the
-sample's ``matrix`` (original -> input) is inverted to reach the original image.
+augmentation); :func:`decode_batch` merges each image's outputs and decodes them with
+the one decoder every caller uses (:func:`occlupose.decode.merge_passes`,
+:func:`occlupose.decode.decode_people`), and :class:`PoseValidator` scores the people
+with :mod:`occlupose.evaluation` (COCO / CrowdPose AP and AP per occlusion bin). This
+is a fast proxy for the full evaluation of :mod:`occlupose.inference` (multi-scale,
+flip), good for model selection.
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,75 +22,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from occlupose.decode import (
-    PosePrior,
-    aggregate_heatmaps,
-    group_people,
-    resize_maps,
-    resolve_grouping,
-)
-from occlupose.models.hrgr import PoseOutputs
-from occlupose.structures.keypoint_set import KeypointSet
+from occlupose.decode import DecodeSettings, NetworkPass, PosePrior, decode_people, merge_passes
+from occlupose.structures import KeypointSet, PoseOutputs
 from occlupose.structures.person import Person
 from occlupose.utils.io import atomic_write_json
 
 __all__ = [
-    "DecodeSettings",
     "PoseValidator",
     "decode_batch",
-    "heatmap_to_image",
     "metrics_for_logging",
     "predict_people",
 ]
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """How validation groups joints into people.
-
-    Attributes:
-        grouping: ``"tags"`` (associative embedding, :func:`occlupose.decode.group_by_tags`),
-            ``"limbs"`` (limb fields, :func:`occlupose.decode.group_by_limbs`) or ``"auto"``
-            (limbs when the model has a limb head, else tags).
-        detection_threshold: minimum heatmap peak for a joint candidate.
-        tag_threshold: maximum tag distance to join a person (tags only).
-        max_people: people per image.
-        nms_kernel: odd max-pool window of peak detection (at the final resolution).
-        refine: fill in missing joints from the heatmaps (tags only).
-        pose_prior: fill the joints grouping left out from the training poses: training
-            builds a :class:`occlupose.decode.PosePrior` from the training annotations,
-            decodes validation with it and saves it with the weights (the Predictor then
-            uses it).
-    """
-
-    grouping: str = "auto"
-    detection_threshold: float = 0.1
-    tag_threshold: float = 1.0
-    max_people: int = 30
-    nms_kernel: int = 5
-    refine: bool = True
-    pose_prior: bool = False
-
-    def __post_init__(self) -> None:
-        if self.grouping not in ("auto", "tags", "limbs"):
-            raise ValueError(f"grouping must be auto, tags or limbs, got {self.grouping!r}")
-
-
-def heatmap_to_image(points: np.ndarray, stride: float, matrix: np.ndarray) -> np.ndarray:
-    """Map points from heatmap pixels to original-image pixels.
-
-    Args:
-        points: (..., 2) ``x, y`` in heatmap pixels (pixel centres at integers).
-        stride: input pixels per heatmap pixel.
-        matrix: (3, 3) original image -> network input (the sample's ``matrix``).
-
-    Returns:
-        (..., 2) float64 points in original-image pixels.
-    """
-    points = np.asarray(points, np.float64)
-    inputs = stride * (points + 0.5) - 0.5
-    inverse = np.linalg.inv(np.asarray(matrix, np.float64))
-    return inputs @ inverse[:2, :2].T + inverse[:2, 2]
 
 
 def decode_batch(
@@ -110,62 +47,42 @@ def decode_batch(
 ) -> dict[int, list[Person]]:
     """Decode a batch of network outputs into people in original-image pixels.
 
-    The final heatmaps (completed ones when the model has a generator) are aggregated
-    over resolutions as HigherHRNet does (the 1/4 map upsampled to 1/2 and averaged with
-    the 1/2 map, :func:`occlupose.decode.aggregate_heatmaps`); tags or limb fields are
-    resized to the same resolution.
+    Each image's outputs are one :class:`~occlupose.decode.NetworkPass`, merged on the
+    finest output map (:func:`~occlupose.decode.merge_passes`: the 1/4 heatmaps
+    upsampled and averaged with the 1/2 ones, as HigherHRNet does) and decoded by
+    :func:`~occlupose.decode.decode_people`, as the Predictor decodes.
 
     Args:
         outputs: the network outputs for B images.
         matrices: (B, 3, 3) original image -> input matrices of the samples.
         image_ids: B image ids.
         keypoint_set: the keypoints the network predicts.
-        input_size: side of the network input (gives each map's stride).
+        input_size: side of the network input.
         settings: decoding settings.
         pose_prior: completes the people found, or None.
 
     Returns:
-        image id -> people, best first.
+        image id -> people, as the settings order them.
     """
-    heatmaps = aggregate_heatmaps([h.detach().float() for h in outputs.final_heatmaps])
-    size = tuple(heatmaps.shape[-2:])
-    grouping = resolve_grouping(
-        settings.grouping, has_tags=outputs.tags is not None, has_limbs=outputs.limbs is not None
-    )
-    if grouping == "tags":
-        extra = resize_maps(outputs.tags.detach().float(), size)
-        if extra.shape[1] == 1:  # one shared tag map
-            extra = extra.expand_as(heatmaps)
-    else:
-        # Unit direction vectors: resizing the field keeps its meaning.
-        extra = resize_maps(outputs.limbs.detach().float(), size)
-
-    stride = input_size / size[1]
-    heatmaps_np = heatmaps.cpu().numpy()
-    extra_np = extra.cpu().numpy()
-    matrices_np = matrices.detach().cpu().numpy()
+    outputs = PoseOutputs(*(_detach(value) for value in outputs))
+    finest = tuple(outputs.final_heatmaps[-1].shape[-2:])
+    stride = input_size / finest[0]
+    to_image = np.linalg.inv(matrices.detach().cpu().double().numpy())
     ids = [int(i) for i in (image_ids.tolist() if isinstance(image_ids, Tensor) else image_ids)]
     people_per_image: dict[int, list[Person]] = {}
     for b, image_id in enumerate(ids):
-        people, scores = group_people(
-            heatmaps_np[b],
-            keypoint_set,
-            grouping=grouping,
-            tags=extra_np[b] if grouping == "tags" else None,
-            limbs=extra_np[b] if grouping == "limbs" else None,
-            detection_threshold=settings.detection_threshold,
-            tag_threshold=settings.tag_threshold,
-            max_people=settings.max_people,
-            nms_kernel=settings.nms_kernel,
-            refine=settings.refine,
-            pose_prior=pose_prior,
-        )
-        # Both groupers report HigherHRNet's pixel-corner coordinates.
-        people[..., :2] -= 0.5
-        people_per_image[image_id] = _to_people(
-            people, scores, stride, matrices_np[b], settings.max_people
+        one = outputs.subset(slice(b, b + 1))
+        maps = merge_passes([NetworkPass(one, input_size)], finest, stride)
+        people_per_image[image_id] = decode_people(
+            maps, keypoint_set, settings, to_image=to_image[b], pose_prior=pose_prior
         )
     return people_per_image
+
+
+def _detach(value):
+    if isinstance(value, list):
+        return [v.detach() for v in value]
+    return None if value is None else value.detach()
 
 
 @torch.no_grad()
@@ -206,18 +123,6 @@ def predict_people(
     finally:
         model.train(was_training)
     return people
-
-
-def _to_people(
-    people: np.ndarray, scores: np.ndarray, stride: float, matrix: np.ndarray, max_people: int
-) -> list[Person]:
-    found = []
-    order = np.argsort(-scores, kind="stable")[:max_people]
-    for n in order:
-        keypoints = people[n].astype(np.float64).copy()
-        keypoints[:, :2] = heatmap_to_image(keypoints[:, :2], stride, matrix)
-        found.append(Person(keypoints, max(float(scores[n]), 0.0)))
-    return found
 
 
 def metrics_for_logging(report: Mapping[str, Any], prefix: str = "val/") -> dict[str, float]:

@@ -1,24 +1,35 @@
-"""Inference: the Predictor (images -> people), test-time augmentation, pretrained weights."""
+"""Inference: the Predictor (images -> people), test canvases, pretrained weights, export."""
 
-from occlupose.inference.predictor import Predictor, PredictorOptions, as_rgb_image
+from occlupose.inference.canvas import (
+    OfficialCanvases,
+    official_canvases,
+    official_warp,
+    warp_canvas,
+)
+from occlupose.inference.predictor import (
+    Predictor,
+    PredictorOptions,
+    as_rgb_image,
+    default_decoding,
+)
 from occlupose.inference.pretrained import (
     BUNDLED_WEIGHTS,
     DEFAULT_WEIGHTS,
     resolve_weights,
     save_pretrained,
 )
-from occlupose.inference.tta import MapsAtOneSize, NetworkPass, flip_back_outputs, merge_outputs
 
 __all__ = [
     "BUNDLED_WEIGHTS",
     "DEFAULT_WEIGHTS",
-    "MapsAtOneSize",
-    "NetworkPass",
+    "OfficialCanvases",
     "Predictor",
     "PredictorOptions",
     "as_rgb_image",
-    "flip_back_outputs",
-    "merge_outputs",
+    "default_decoding",
+    "official_canvases",
+    "official_warp",
     "resolve_weights",
     "save_pretrained",
+    "warp_canvas",
 ]

@@ -1,13 +1,25 @@
 """The Predictor: images in, people out.
 
-Pipeline per image: resize (short side to the input size, padded to a multiple
-of 32) -> network (optionally on the mirrored image and at several scales) ->
-flip back and merge the maps at 1/2 resolution -> group joints into people (by
-limb fields, or by tags) -> coordinates back to the original image.
+Two test pipelines, chosen by ``PredictorOptions.decoding``:
+
+* ``"official"``: HigherHRNet's published ``valid.py`` path, exactly: the image warped
+  about its centre onto canvases aligned to 64 (:mod:`occlupose.inference.canvas`),
+  flip test, the 1/4 and 1/2 heatmaps averaged and projected to input resolution,
+  tags of scale 1 only (:func:`~occlupose.decode.merge_passes_official`), tag grouping
+  with adjust and refine, official coordinates, every person kept
+  (:meth:`DecodeSettings.official`). The default for official checkpoints and the
+  HigherHRNet presets.
+* ``"occlupose"``: the short side resized to the input size, padded at the right and
+  bottom to a multiple of 32; maps merged at 1/2 resolution
+  (:func:`~occlupose.decode.merge_passes`); limb or tag grouping; pixel-centre
+  coordinates; the best people first. The default for occlupose's own models.
+
+Both end in the one decoder, :func:`occlupose.decode.decode_people`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -17,61 +29,102 @@ from typing import Literal
 import numpy as np
 import torch
 
-from occlupose.data.augment import ResizedImage, resize_short_side
+from occlupose.data.augment import resize_short_side
 from occlupose.data.image_io import read_image, to_rgb_uint8
-from occlupose.decode import PosePrior, group_people, resolve_grouping
-from occlupose.inference.tta import (
-    MapsAtOneSize,
+from occlupose.decode import (
+    DecodeSettings,
+    MergedMaps,
     NetworkPass,
+    PosePrior,
+    decode_people,
     flip_back_outputs,
-    merge_outputs,
+    merge_passes,
+    merge_passes_official,
+    resolve_grouping,
 )
+from occlupose.inference.canvas import official_canvases, official_warp, warp_canvas
 from occlupose.models import (
     PRESETS,
     Checkpoint,
+    HigherHRNet,
     HRGRNet,
     create_model,
     load_weights,
     read_checkpoint,
 )
-from occlupose.structures import KeypointSet, Person, get_keypoint_set
+from occlupose.structures import KeypointSet, Person, PoseOutputs, get_keypoint_set
 
-__all__ = ["Predictor", "PredictorOptions", "as_rgb_image"]
+__all__ = ["Predictor", "PredictorOptions", "as_rgb_image", "default_decoding"]
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ImageInput = str | os.PathLike | np.ndarray
+Decoding = Literal["occlupose", "official"]
+
+# Keypoint sets the official HigherHRNet code has datasets (and grouping orders) for.
+OFFICIAL_KEYPOINT_SETS = ("coco", "crowdpose")
 
 
 @dataclass
 class PredictorOptions:
-    """How the Predictor runs the network and groups people.
+    """How the Predictor runs the network and decodes people.
 
     Attributes:
-        input_size: the shorter image side is resized to this (times each scale).
-        max_side: the longer side is never resized beyond this (huge panoramas).
-        scales: test scales (HigherHRNet's multi-scale test uses 0.5, 1, 2).
+        input_size: the shorter image side becomes this (times each scale); None: the
+            checkpoint's or preset's input size (512 for a bare model).
+        max_side: the longer side is never resized beyond this (huge panoramas;
+            ``"occlupose"`` decoding only: the official test has no such cap).
+        scales: test scales (HigherHRNet's multi-scale test uses 2, 1, 0.5).
         flip: also run the mirrored image and average (flip test).
-        grouping: "limbs" (limb fields + Hungarian matching), "tags"
-            (associative embedding, HigherHRNet) or "auto" (limbs when the model
-            predicts them).
-        detection_threshold: minimum heatmap peak for a joint candidate.
-        tag_threshold: maximum tag distance to join a person (tag grouping).
-        max_people: people per image at most.
-        min_score: people with a lower score are dropped.
+        decoding: ``"official"`` (HigherHRNet's published test path), ``"occlupose"``,
+            or ``"auto"``: what the checkpoint's metadata says, else official for
+            official checkpoints and HigherHRNet models (:func:`default_decoding`).
+        decode: grouping and output settings; None takes the decoding's defaults
+            (:meth:`DecodeSettings.official` or ``DecodeSettings()``).
     """
 
-    input_size: int = 512
+    input_size: int | None = None
     max_side: int = 2048
     scales: Sequence[float] = (1.0,)
     flip: bool = True
-    grouping: Literal["auto", "limbs", "tags"] = "auto"
-    detection_threshold: float = 0.1
-    tag_threshold: float = 1.0
-    max_people: int = 30
-    min_score: float = 0.0
+    decoding: Literal["auto", "occlupose", "official"] = "auto"
+    decode: DecodeSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.decoding not in ("auto", "occlupose", "official"):
+            raise ValueError(f"decoding must be auto, official or occlupose, got {self.decoding!r}")
+        if not len(self.scales) or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive, got {list(self.scales)}")
+        if self.input_size is not None and self.input_size < 1:
+            raise ValueError(f"input_size must be positive, got {self.input_size}")
+        self.scales = tuple(float(s) for s in self.scales)
+
+
+def default_decoding(preset: str | None, metadata: dict) -> Decoding:
+    """The decoding a checkpoint is meant for.
+
+    What its metadata says; else ``"official"`` for files without occlupose metadata
+    (official checkpoints) and for the HigherHRNet presets; else ``"occlupose"``.
+    """
+    if metadata.get("decoding") in ("official", "occlupose"):
+        return metadata["decoding"]
+    if not metadata or (preset or "").startswith("higherhrnet"):
+        return "official"
+    return "occlupose"
+
+
+def _model_decoding(model: HRGRNet, keypoint_set: KeypointSet) -> Decoding:
+    """``"auto"`` for a bare model: official for a HigherHRNet the official code decodes."""
+    official_heads = model.limb_head is None and model.tag_channels == model.num_joints
+    if (
+        isinstance(model, HigherHRNet)
+        and official_heads
+        and keypoint_set.name in OFFICIAL_KEYPOINT_SETS
+    ):
+        return "official"
+    return "occlupose"
 
 
 def as_rgb_image(image: ImageInput) -> np.ndarray:
@@ -134,7 +187,24 @@ class Predictor:
                 f"the pose prior has {pose_prior.num_joints} joints, the model {model.num_joints}"
             )
         self.pose_prior = pose_prior
-        self.options = options or PredictorOptions()
+        options = options or PredictorOptions()
+        self.options = dataclasses.replace(
+            options,
+            input_size=options.input_size or 512,
+            decoding=_model_decoding(model, self.keypoint_set)
+            if options.decoding == "auto"
+            else options.decoding,
+        )
+        self.settings = self.options.decode or (
+            DecodeSettings.official() if self.options.decoding == "official" else DecodeSettings()
+        )
+        if self.options.decoding == "official":
+            _check_official(model, self.keypoint_set, self.settings)
+            if len(self.options.scales) > 1 and 1.0 not in self.options.scales:
+                raise ValueError(
+                    "the official multi-scale test takes its tags from scale 1: "
+                    f"add 1 to the scales {list(self.options.scales)}"
+                )
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
             raise ValueError("half precision needs a CUDA device")
@@ -142,14 +212,14 @@ class Predictor:
         self.model = model.eval().to(self.device)
         if half:
             self.model.half()
+        # The grouping in force ("limbs" or "tags"); a head the model lacks is refused now.
         self.grouping = resolve_grouping(
-            self.options.grouping,
+            self.settings.grouping,
             has_tags=model.tag_channels > 0,
             has_limbs=model.limb_head is not None,
         )
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
-        self._mean, self._std = mean, std
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
     @classmethod
     def from_pretrained(
@@ -166,11 +236,13 @@ class Predictor:
         """Build a Predictor from a checkpoint file or the name of bundled weights
         (default: the bundled default model).
 
-        occlupose checkpoints carry their preset and keypoint set. For official
-        HigherHRNet files give ``preset`` (e.g. "higherhrnet_w32_512"); the keypoint
-        set is then inferred from the number of joints (17: COCO, 14: CrowdPose)
-        unless given. A pose prior saved with the weights completes the people found,
-        unless ``use_pose_prior`` is False.
+        occlupose checkpoints carry their preset, keypoint set and decoding. For
+        official HigherHRNet files give ``preset`` (e.g. "higherhrnet_w32_512"); the
+        keypoint set is then inferred from the number of joints (17: COCO, 14:
+        CrowdPose) unless given. Options left at None / "auto" take the checkpoint's
+        input size (else the preset's) and decoding (:func:`default_decoding`: official
+        for official files). A pose prior saved with the weights completes the people
+        found, unless ``use_pose_prior`` is False.
         """
         from occlupose.inference.pretrained import resolve_weights
 
@@ -194,23 +266,44 @@ class Predictor:
                 preset,
                 path,
             )
-        if options is None:
-            options = PredictorOptions(
-                input_size=meta.get("input_size", PRESETS[preset].input_size)
+        options = options or PredictorOptions()
+        options = dataclasses.replace(
+            options,
+            input_size=options.input_size or meta.get("input_size", PRESETS[preset].input_size),
+            decoding=default_decoding(preset, meta)
+            if options.decoding == "auto"
+            else options.decoding,
+        )
+        if options.decode is None and meta.get("pixel_convention") in ("centres", "official"):
+            # A model trained on int()-rounded targets (the published geometry) decodes
+            # with the official convention whatever the pipeline.
+            defaults = (
+                DecodeSettings.official() if options.decoding == "official" else DecodeSettings()
             )
+            decode = dataclasses.replace(defaults, pixel_convention=meta["pixel_convention"])
+            options = dataclasses.replace(options, decode=decode)
         pose_prior = PosePrior.from_metadata(meta) if use_pose_prior else None
         return cls(model, keypoint_set, options, device=device, half=half, pose_prior=pose_prior)
+
+    def update_settings(self, **changes) -> None:
+        """Change some decode settings (e.g. ``min_score=0.05``), keeping the others."""
+        settings = dataclasses.replace(self.settings, **changes)
+        if self.options.decoding == "official":
+            _check_official(self.model, self.keypoint_set, settings)
+        self.settings = settings
+        self.options = dataclasses.replace(self.options, decode=settings)
 
     # -- the pipeline ---------------------------------------------------------------
 
     @torch.inference_mode()
-    def maps(self, image: np.ndarray) -> tuple[MapsAtOneSize, ResizedImage]:
-        """Run the network with test-time augmentation on an RGB uint8 image."""
+    def maps(self, image: np.ndarray) -> tuple[MergedMaps, np.ndarray]:
+        """Merged maps of an RGB uint8 image and the matrix from network-input pixels
+        (of the base canvas) to image pixels: what :func:`decode_people` takes."""
         (result,) = self.maps_batch([image])
         return result
 
     @torch.inference_mode()
-    def maps_batch(self, images: Sequence[np.ndarray]) -> list[tuple[MapsAtOneSize, ResizedImage]]:
+    def maps_batch(self, images: Sequence[np.ndarray]) -> list[tuple[MergedMaps, np.ndarray]]:
         """:meth:`maps` of several RGB uint8 images of one size, one network run per scale.
 
         Video frames are the case in point: on a GPU one batched pass costs little more
@@ -224,33 +317,71 @@ class Predictor:
                 "maps_batch needs images of one size, got "
                 f"{sorted({image.shape for image in images})}"
             )
+        if self.options.decoding == "official":
+            return self._official_maps(images)
+        return self._occlupose_maps(images)
+
+    def _run(self, canvases: Sequence[np.ndarray]) -> tuple[PoseOutputs, PoseOutputs | None]:
+        """Network outputs for a batch of canvases (and of their mirror images)."""
+        x = torch.cat([self._to_tensor(canvas) for canvas in canvases])
+        if not self.options.flip:
+            return self.model(x), None
+        outputs = self.model(torch.cat([x, x.flip(3)]))
+        count = len(canvases)
+        return outputs.subset(slice(0, count)), outputs.subset(slice(count, 2 * count))
+
+    def _official_maps(self, images: Sequence[np.ndarray]) -> list[tuple[MergedMaps, np.ndarray]]:
+        opts, count = self.options, len(images)
+        height, width = images[0].shape[:2]
+        geometry = official_canvases(width, height, opts.input_size, opts.scales)
+        views: list[list] = [[] for _ in images]
+        # Largest scale first, as the official code runs them (the sum's order).
+        for scale in sorted(opts.scales, reverse=True):
+            size = geometry.sizes[scale]
+            matrix = official_warp(geometry.center, geometry.scale, size)
+            outputs, mirrored = self._run([warp_canvas(im, matrix, size) for im in images])
+            for i in range(count):
+                one = slice(i, i + 1)
+                views[i].append(
+                    (
+                        scale,
+                        outputs.subset(one),
+                        None if mirrored is None else mirrored.subset(one),
+                    )
+                )
+        base_w, base_h = geometry.base_size
+        to_image = official_warp(geometry.center, geometry.scale, geometry.base_size, inverse=True)
+        flip_index = self.keypoint_set.flip_index
+        return [(merge_passes_official(v, flip_index, (base_h, base_w)), to_image) for v in views]
+
+    def _occlupose_maps(self, images: Sequence[np.ndarray]) -> list[tuple[MergedMaps, np.ndarray]]:
         opts, count = self.options, len(images)
         height, width = images[0].shape[:2]
         base = min(opts.input_size / min(height, width), opts.max_side / max(height, width))
         # The base view: scale 1 if tested, else the first scale.
         base_scale = 1.0 if 1.0 in opts.scales else opts.scales[0]
         passes: list[list[NetworkPass]] = [[] for _ in images]
-        views: dict[float, list[ResizedImage]] = {}
+        views = {}
         for scale in opts.scales:
             short = max(32, round(min(height, width) * base * scale))
             views[scale] = [resize_short_side(im, short, size_divisor=32) for im in images]
-            x = torch.cat([self._to_tensor(view.image) for view in views[scale]])
-            outputs = self.model(torch.cat([x, x.flip(3)]) if opts.flip else x)
+            outputs, mirrored = self._run([view.image for view in views[scale]])
             canvas_h, zoom = views[scale][0].image.shape[0], scale / base_scale
             for i in range(count):
-                passes[i].append(NetworkPass(_select(outputs, slice(i, i + 1)), canvas_h, zoom))
-                if opts.flip:
-                    mirrored = _select(outputs, slice(count + i, count + i + 1))
-                    flipped = flip_back_outputs(mirrored, self.keypoint_set)
+                one = slice(i, i + 1)
+                passes[i].append(NetworkPass(outputs.subset(one), canvas_h, zoom))
+                if mirrored is not None:
+                    flipped = flip_back_outputs(mirrored.subset(one), self.keypoint_set)
                     passes[i].append(NetworkPass(flipped, canvas_h, zoom))
         # Merge on the finest maps of the base view (1/2 resolution for HigherHRNet).
         base_index = list(opts.scales).index(base_scale) * (2 if opts.flip else 1)
         results = []
         for i in range(count):
             base_view = views[base_scale][i]
-            size = tuple(passes[i][base_index].outputs.heatmaps[-1].shape[-2:])
+            size = tuple(passes[i][base_index].outputs.final_heatmaps[-1].shape[-2:])
             stride = base_view.image.shape[0] / size[0]
-            results.append((merge_outputs(passes[i], size, stride), base_view))
+            merged = merge_passes(passes[i], size, stride)
+            results.append((merged, np.linalg.inv(base_view.matrix)))
         return results
 
     def predict_image(self, image: ImageInput) -> list[Person]:
@@ -296,53 +427,38 @@ class Predictor:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _people(self, maps: MapsAtOneSize, resized: ResizedImage) -> list[Person]:
-        """Group one image's merged maps into people, in original image pixels."""
-        people, scores = self._group(maps)
-        keypoints = people.copy()
-        # Map pixels (c spans [c, c+1)) -> input pixel centres -> original pixels.
-        keypoints[..., :2] = keypoints[..., :2] * maps.stride - 0.5
-        keypoints = resized.to_original(keypoints)
-        found = keypoints[..., 2] > 0
-        keypoints[~found] = 0.0
-        result = [
-            Person(kp, float(s))
-            for kp, s in zip(keypoints, scores, strict=True)
-            if s >= self.options.min_score
-        ]
-        result.sort(key=lambda p: -p.score)
-        return result[: self.options.max_people]
-
-    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        x = (x.permute(2, 0, 1)[None].float() - self._mean) / self._std
-        return x.half() if self.half else x
-
-    def _group(self, maps: MapsAtOneSize) -> tuple[np.ndarray, np.ndarray]:
-        opts = self.options
-        return group_people(
-            maps.heatmaps.float().cpu().numpy(),
-            self.keypoint_set,
-            grouping=self.grouping,
-            tags=maps.tags.float().cpu().numpy() if self.grouping == "tags" else None,
-            limbs=maps.limbs.float().cpu().numpy() if self.grouping == "limbs" else None,
-            detection_threshold=opts.detection_threshold,
-            tag_threshold=opts.tag_threshold,
-            max_people=opts.max_people,
-            pose_prior=self.pose_prior,
+    def _people(self, maps: MergedMaps, to_image: np.ndarray) -> list[Person]:
+        return decode_people(
+            maps, self.keypoint_set, self.settings, to_image=to_image, pose_prior=self.pose_prior
         )
 
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        # The official normalisation, in its order: x / 255, then (x - mean) / std.
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = (x.permute(2, 0, 1)[None].float() / 255.0 - self._mean) / self._std
+        return x.half() if self.half else x
 
-def _select(outputs, index: slice):
-    from occlupose.models import PoseOutputs
 
-    return PoseOutputs(
-        heatmaps=[h[index] for h in outputs.heatmaps],
-        tags=None if outputs.tags is None else outputs.tags[index],
-        limbs=None if outputs.limbs is None else outputs.limbs[index],
-        completed=None if outputs.completed is None else [h[index] for h in outputs.completed],
-        features=outputs.features[index],
-    )
+def _check_official(model: HRGRNet, keypoint_set: KeypointSet, settings: DecodeSettings) -> None:
+    """Refuse official decoding for models and keypoints the official code cannot decode."""
+    if model.limb_head is not None:
+        raise ValueError(
+            "decoding='official' is HigherHRNet's tag grouping; this model has a limb-field "
+            "head: use decoding='occlupose'"
+        )
+    if model.tag_channels != model.num_joints:
+        raise ValueError(
+            "decoding='official' needs one associative-embedding tag map per joint; this "
+            f"model has {model.tag_channels} tag channels: use decoding='occlupose'"
+        )
+    if keypoint_set.name not in OFFICIAL_KEYPOINT_SETS:
+        raise ValueError(
+            "decoding='official' exists for the keypoint sets "
+            f"{', '.join(OFFICIAL_KEYPOINT_SETS)}, not {keypoint_set.name!r}: "
+            "use decoding='occlupose'"
+        )
+    if settings.grouping != "tags":
+        raise ValueError(f"decoding='official' groups by tags, not {settings.grouping!r}")
 
 
 def _keypoint_set_from_joints(checkpoint: Checkpoint) -> str:

@@ -10,7 +10,6 @@ checkpoint computes the HigherHRNet function until training changes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -23,46 +22,13 @@ from occlupose.models.heads import (
     make_prediction_layer,
 )
 from occlupose.models.hrnet import AttentionPlacement, HighResolutionNet
+from occlupose.structures.pose_outputs import PoseOutputs
 
 __all__ = ["HRGRNet", "HigherHRNet", "PoseOutputs"]
 
 _W32_CHANNELS = ((32, 64), (32, 64, 128), (32, 64, 128, 256))
 _W32_BLOCKS = ((4, 4), (4, 4, 4), (4, 4, 4, 4))
 _W32_MODULES = (1, 4, 3)
-
-
-class PoseOutputs(NamedTuple):
-    """What a pose network predicts for a batch of B images of size H x W.
-
-    Attributes:
-        heatmaps: joint heatmaps per output resolution, highest stride first:
-            ``[(B, J, H/4, W/4), (B, J, H/2, W/2)]`` for one deconvolution.
-        tags: associative-embedding tags (B, J, H/4, W/4) (one channel when
-            tags are not per joint), or None without a tag head.
-        limbs: limb fields (B, 2L, H/4, W/4) as ``[x_0, y_0, x_1, y_1, ...]``, or None.
-        completed: heatmaps completed by the generation-recovery module, same
-            shapes as ``heatmaps``, or None without it.
-        features: the (fused) 1/4-resolution features (B, C, H/4, W/4), which
-            condition the discriminator in training.
-    """
-
-    heatmaps: list[Tensor]
-    tags: Tensor | None
-    limbs: Tensor | None
-    completed: list[Tensor] | None
-    features: Tensor
-
-    @property
-    def final_heatmaps(self) -> list[Tensor]:
-        """The heatmaps to decode: completed ones when the model has a generator."""
-        return self.completed if self.completed is not None else self.heatmaps
-
-    def as_higherhrnet(self) -> list[Tensor]:
-        """The published HigherHRNet format: ``[cat(heatmaps, tags), heatmaps_1/2, ...]``."""
-        first = (
-            self.heatmaps[0] if self.tags is None else torch.cat([self.heatmaps[0], self.tags], 1)
-        )
-        return [first, *self.heatmaps[1:]]
 
 
 class HRGRNet(HighResolutionNet):

@@ -150,6 +150,31 @@ def test_export_keeps_the_pose_prior_and_predict_can_leave_it_out(
     np.testing.assert_allclose(
         Predictor.from_pretrained(slim).pose_prior.poses, prior.poses, atol=1e-6
     )
-    options = (None, None, "cpu", False, True, [1.0], 0.0)
-    assert load_predictor(str(slim), *options).pose_prior is not None
-    assert load_predictor(str(slim), *options, use_pose_prior=False).pose_prior is None
+    assert load_predictor(str(slim)).pose_prior is not None
+    assert load_predictor(str(slim), use_pose_prior=False).pose_prior is None
+
+
+def test_official_decoding_of_a_limb_model_is_refused_by_name(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["predict", str(image), "--decoding", "official", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "--decoding" in result.output and "limb-field head" in result.output
+    assert not out.exists()
+    result = runner.invoke(app, ["predict", str(image), "--decoding", "fastest"])
+    assert result.exit_code == 2 and "must be auto, official or occlupose" in result.output
+
+
+def test_export_records_the_decoding(tiny_checkpoint, tmp_path):
+    from occlupose.models import read_checkpoint
+
+    path, _ = tiny_checkpoint
+    slim = tmp_path / "slim.pt"
+    result = runner.invoke(
+        app, ["export", "--weights", str(path), "--format", "pt", "--out", str(slim)]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(slim).metadata["decoding"] == "occlupose"

@@ -16,9 +16,9 @@ from torch import nn
 
 from occlupose.data.synthetic.template import standing_person
 from occlupose.data.targets import render_heatmaps, render_limb_fields, render_tag_maps
+from occlupose.decode import DecodeSettings
 from occlupose.inference import Predictor, PredictorOptions
-from occlupose.models import PoseOutputs
-from occlupose.structures import COCO_KEYPOINTS
+from occlupose.structures import COCO_KEYPOINTS, PoseOutputs
 
 IMAGE_H, IMAGE_W = 200, 300
 
@@ -86,7 +86,7 @@ def _match(found, expected, min_score=0.5):
 @pytest.mark.parametrize("flip", [False, True])
 def test_recovers_known_people(grouping, flip):
     network = IdealNetwork(PEOPLE, with_limbs=grouping == "limbs")
-    options = PredictorOptions(input_size=128, flip=flip, grouping=grouping)
+    options = PredictorOptions(input_size=128, flip=flip, decode=DecodeSettings(grouping=grouping))
     people = Predictor(network, COCO_KEYPOINTS, options).predict(_image())
     # 1 px at the 1/2 maps of a 128-pixel input is 200/128 px in the image.
     assert _match(people, PEOPLE) < 1.6
@@ -112,7 +112,9 @@ def test_an_image_without_people_gives_no_people():
 def test_grouping_must_match_the_heads():
     with pytest.raises(ValueError, match="limb-field head"):
         Predictor(
-            IdealNetwork(PEOPLE, with_limbs=False), "coco", PredictorOptions(grouping="limbs")
+            IdealNetwork(PEOPLE, with_limbs=False),
+            "coco",
+            PredictorOptions(decode=DecodeSettings(grouping="limbs")),
         )
     with pytest.raises(ValueError, match="half precision needs a CUDA"):
         Predictor(IdealNetwork(PEOPLE, with_limbs=False), "coco", half=True)
@@ -123,7 +125,10 @@ def test_grouping_must_match_the_heads():
 def test_batched_frames_give_the_maps_and_people_of_single_images(tiny_checkpoint):
     path, _ = tiny_checkpoint
     predictor = Predictor.from_pretrained(
-        path, options=PredictorOptions(input_size=64, flip=True, detection_threshold=0.0)
+        path,
+        options=PredictorOptions(
+            input_size=64, flip=True, decode=DecodeSettings(detection_threshold=0.0)
+        ),
     )
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(3)]
@@ -134,11 +139,11 @@ def test_batched_frames_give_the_maps_and_people_of_single_images(tiny_checkpoin
     )
     batched = predictor.maps_batch(frames)
     assert batch_sizes == [6]  # 3 frames and their mirrors in one run
-    for frame, (maps, view) in zip(frames, batched, strict=True):
-        single, single_view = predictor.maps(frame)
+    for frame, (maps, to_image) in zip(frames, batched, strict=True):
+        single, single_to_image = predictor.maps(frame)
         torch.testing.assert_close(maps.heatmaps, single.heatmaps, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(maps.limbs, single.limbs, atol=1e-5, rtol=1e-4)
-        np.testing.assert_array_equal(view.matrix, single_view.matrix)
+        np.testing.assert_array_equal(to_image, single_to_image)
     # Images of one size are batched up to batch_size; a size change starts a new batch.
     batch_sizes.clear()
     people = predictor.predict([*frames, other, frames[0]], batch_size=2)
@@ -168,3 +173,112 @@ def test_a_pose_prior_places_the_joints_the_network_misses():
     people = Predictor(network, COCO_KEYPOINTS, options, pose_prior=prior).predict(_image())
     assert _match(people, PEOPLE, min_score=0.0) < 1.6  # every joint, the missing ones too
     assert [p.score for p in people] == [p.score for p in plain]
+
+
+def test_validation_and_the_predictor_decode_the_same_maps_identically():
+    from occlupose.data.augment import resize_short_side
+    from occlupose.engine.validation import decode_batch
+
+    network = IdealNetwork(PEOPLE, with_limbs=True)
+    # A square image: the Predictor's canvas is a square network input, as in validation.
+    image = np.full((IMAGE_H, IMAGE_H, 3), 90, np.uint8)
+    predictor = Predictor(network, COCO_KEYPOINTS, PredictorOptions(input_size=128, flip=False))
+    people = predictor.predict(image)
+    assert len(people) == 2
+    view = resize_short_side(image, 128, size_divisor=32)
+    outputs = network(torch.zeros(1, 3, 128, 128))
+    matrix = torch.from_numpy(view.matrix)[None]
+    validated = decode_batch(
+        outputs, matrix, [5], COCO_KEYPOINTS, input_size=128, settings=predictor.settings
+    )[5]
+    assert [p.score for p in validated] == [p.score for p in people]
+    for a, b in zip(validated, people, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+
+
+class TinyHigherHRNet(IdealNetwork):
+    """The ideal network posing as a HigherHRNet (for the official-mode checks)."""
+
+
+def _higherhrnet(**kwargs):
+    from occlupose.models import HigherHRNet
+
+    torch.manual_seed(0)
+    return HigherHRNet(
+        stem_inplanes=8,
+        stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
+        stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
+        stage_modules=(1, 1, 1),
+        deconv_channels=4,
+        deconv_basic_blocks=1,
+        **kwargs,
+    )
+
+
+def test_decoding_defaults_official_for_higherhrnet_only():
+    assert Predictor(_higherhrnet(), "coco").options.decoding == "official"
+    assert Predictor(_higherhrnet(), "coco").settings == DecodeSettings.official()
+    assert Predictor(IdealNetwork(PEOPLE, with_limbs=True), "coco").options.decoding == "occlupose"
+    options = PredictorOptions(decoding="occlupose")
+    assert Predictor(_higherhrnet(), "coco", options).settings == DecodeSettings()
+
+
+def test_official_decoding_refuses_what_the_official_code_cannot_decode():
+    official = PredictorOptions(decoding="official")
+    with pytest.raises(ValueError, match="limb-field head: use decoding='occlupose'"):
+        Predictor(IdealNetwork(PEOPLE, with_limbs=True), "coco", official)
+    with pytest.raises(ValueError, match="one associative-embedding tag map per joint"):
+        Predictor(_higherhrnet(tag_per_joint=False), "coco", official)
+    from occlupose.structures import KeypointSet
+
+    custom = KeypointSet(
+        name="three",
+        keypoint_names=("a", "left_b", "right_b"),
+        limbs=((0, 1), (0, 2)),
+        flip_pairs=((1, 2),),
+        sigmas=(0.05, 0.05, 0.05),
+    )
+    with pytest.raises(ValueError, match="keypoint sets coco, crowdpose, not 'three'"):
+        Predictor(_higherhrnet(num_joints=3), custom, official)
+    with pytest.raises(ValueError, match="takes its tags from scale 1"):
+        Predictor(_higherhrnet(), "coco", PredictorOptions(scales=(2.0, 0.5)))
+    # A bare HigherHRNet falls back to occlupose's decoding for a custom set.
+    assert Predictor(_higherhrnet(num_joints=3), custom).options.decoding == "occlupose"
+
+
+def test_checkpoints_say_how_they_are_decoded(tmp_path):
+    from occlupose.inference import default_decoding, save_pretrained
+
+    assert default_decoding("higherhrnet_w32_512", {}) == "official"
+    assert default_decoding("hrgr_w32_512", {}) == "official"  # an official file
+    assert default_decoding("hrgr_small", {"preset": "hrgr_small"}) == "occlupose"
+    assert default_decoding("higherhrnet_w32_512", {"preset": "higherhrnet_w32_512"}) == (
+        "official"
+    )
+    assert default_decoding("hrgr_small", {"decoding": "official"}) == "official"
+    # An official-layout file (a bare state dict) decodes officially.
+    model = _higherhrnet()
+    official_file = tmp_path / "official.pth"
+    torch.save(model.state_dict(), official_file)
+    tiny = dict(
+        stem_inplanes=8,
+        stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
+        stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
+        stage_modules=(1, 1, 1),
+        deconv_channels=4,
+        deconv_basic_blocks=1,
+    )
+    saved = tmp_path / "occlupose.pt"
+    save_pretrained(
+        model,
+        saved,
+        preset="higherhrnet_w32_512",
+        keypoint_set="coco",
+        model_kwargs=tiny,
+        input_size=64,
+        decoding="occlupose",
+        pixel_convention="official",
+    )
+    predictor = Predictor.from_pretrained(saved)
+    assert predictor.options.decoding == "occlupose" and predictor.options.input_size == 64
+    assert predictor.settings == DecodeSettings(pixel_convention="official")

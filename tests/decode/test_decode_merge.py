@@ -1,4 +1,4 @@
-"""Test-time augmentation: flipped outputs map back exactly; views of several scales align."""
+"""Merging passes: flipped outputs map back exactly; views of several scales align."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from occlupose.inference import NetworkPass, flip_back_outputs, merge_outputs
-from occlupose.models import PoseOutputs
-from occlupose.structures import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS
+from occlupose.decode import NetworkPass, flip_back_outputs, merge_passes
+from occlupose.structures import COCO_KEYPOINTS, CROWDPOSE_KEYPOINTS, PoseOutputs
 
 H, W = 24, 32
 
@@ -64,7 +63,7 @@ def test_merge_averages_resolutions_and_aligns_zoomed_views():
     base = _outputs(_peaks(point))  # a 1/2 map of a 48-pixel-high input: stride 2
     # The same scene seen twice as large (zoom 2): 48 map rows for a 96-pixel input.
     zoomed = _outputs(_peaks(point * 2 + 0.5, h=2 * H, w=2 * W, sigma=2.0))
-    merged = merge_outputs(
+    merged = merge_passes(
         [NetworkPass(base, input_height=2 * H), NetworkPass(zoomed, 4 * H, zoom=2.0)],
         size=(H, W),
         stride=2.0,
@@ -78,7 +77,7 @@ def test_merge_averages_resolutions_and_aligns_zoomed_views():
 def test_merge_stacks_tags_per_pass():
     heat = _peaks(np.array([[4.0, 4.0]] * 3))
     tags_a, tags_b = torch.full((1, 3, H, W), 1.0), torch.full((1, 3, H, W), 2.0)
-    merged = merge_outputs(
+    merged = merge_passes(
         [NetworkPass(_outputs(heat, tags_a), 2 * H), NetworkPass(_outputs(heat, tags_b), 2 * H)],
         size=(H, W),
         stride=2.0,
