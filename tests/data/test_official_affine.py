@@ -10,11 +10,13 @@ int(y)``, 15 x 15 window; joints counted when ``v > 0`` and ``0 <= int(x), int(y
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from occlupose.data.augment import (
     OfficialAffine,
@@ -25,6 +27,7 @@ from occlupose.data.augment import (
 from occlupose.data.bottom_up import BottomUpPoseDataset
 from occlupose.data.datasets import load_coco_keypoints
 from occlupose.data.masks import ignore_mask
+from occlupose.engine.losses import associative_embedding_loss
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 
 HERE = Path(__file__).parent
@@ -304,3 +307,27 @@ def test_subpixel_centres_in_the_official_geometry(ref, records):
     np.testing.assert_allclose(sample["heatmaps"][0].numpy(), expected, rtol=0, atol=1e-5)
     integer = _dataset(record, drawn, heatmap_centres="integer")[0]["heatmaps"][0].numpy()
     assert not np.array_equal(sample["heatmaps"][0].numpy(), integer)
+
+
+def test_an_image_without_labelled_people_trains_on_its_mask_only(ref, records):
+    # HigherHRNet keeps such images: their targets are empty and their loss masks
+    # cut out the people nobody labelled.
+    full = records[40083]
+    only = full.annotation_ids == 1202706  # a person without keypoints
+    record = dataclasses.replace(
+        full,
+        keypoints=full.keypoints[only],
+        boxes=full.boxes[only],
+        areas=full.areas[only],
+        iscrowd=full.iscrowd[only],
+        segmentations=[s for s, keep in zip(full.segmentations, only, strict=True) if keep],
+        annotation_ids=full.annotation_ids[only],
+    )
+    sample = _dataset(record, _sample(ref, record, 0))[0]
+    assert all(float(h.abs().max()) == 0 for h in sample["heatmaps"])
+    assert int(sample["joints"][..., 1].sum()) == 0
+    assert int(sample["num_people"]) == 1  # the official joints array has its row
+    mask = sample["masks"][0]
+    assert 0 < float((mask == 0).float().mean()) < 0.5
+    push, pull = associative_embedding_loss(torch.randn(1, 17, 128, 128), sample["joints"][None])
+    assert float(push) == 0 and float(pull) == 0
