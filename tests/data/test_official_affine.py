@@ -331,3 +331,16 @@ def test_an_image_without_labelled_people_trains_on_its_mask_only(ref, records):
     assert 0 < float((mask == 0).float().mean()) < 0.5
     push, pull = associative_embedding_loss(torch.randn(1, 17, 128, 128), sample["joints"][None])
     assert float(push) == 0 and float(pull) == 0
+
+
+def test_official_flipped_targets_sit_left_of_the_mirrored_content(ref, records):
+    # A published quirk, reproduced: x -> R - 1 - x where map pixel u spans [u, u + 1)
+    # puts flipped targets (S / R - 1) / (S / R) map pixels left of the mirrored image.
+    record = records[40083]
+    drawn = _sample(ref, record, 2)
+    assert drawn.flipped
+    flip_index = COCO_KEYPOINTS.flip_index
+    in_input = drawn.transform_keypoints(record.keypoints, 512, flip_index)  # x -> 511 - x
+    for size, offset in ((128, 0.75), (256, 0.5)):
+        on_map = drawn.transform_keypoints(record.keypoints, size, flip_index)
+        np.testing.assert_allclose(in_input[..., 0] * size / 512 - on_map[..., 0], offset)
