@@ -219,10 +219,11 @@ class OfficialAffineSample:
 
     The flip happens after the affine, as in the published code: the warped image's
     columns are reversed (``x -> S - 1 - x``) and, on a map of size ``R``, joints go to
-    ``x -> R - 1 - x`` and are re-indexed with the keypoint set's ``flip_index``. (With
-    output pixels spanning ``[u, u + 1)`` the mirror of ``x`` would be ``R - x``: on the
-    1/4 and 1/2 maps the official flipped targets sit 3/4 and 1/2 of an output pixel to
-    the left of the mirrored image content; occlupose reproduces this.)
+    ``x -> R - 1 - x`` and are re-indexed with the keypoint set's ``flip_index``. (Since
+    ``M_R = M_S * R / S``, the image's mirror ``x -> S - 1 - x`` is ``x -> R - x - R / S``
+    on a map of size ``R``: the official flipped targets sit ``1 - R / S`` map pixels,
+    3/4 at 1/4 and 1/2 at 1/2 resolution, left of the mirrored image content. occlupose
+    reproduces this.)
 
     Attributes:
         width, height: original image size.

@@ -101,7 +101,9 @@ class BottomUpSample(TypedDict, total=False):
         keypoints: float32 (P, J, 3) ``x, y, v`` in input pixels, v=0 outside the input;
             rows past ``num_people`` are zero.
         hidden: bool (P, J), joints hidden by a synthetic occluder.
-        num_people: int64, labelled people in the sample (at most P).
+        num_people: int64, people rows in the sample (at most P): labelled people; in the
+            official geometry every annotation that is not a crowd region or has keypoints
+            (HigherHRNet's joints arrays), rows without labelled joints included.
         image_id: int64.
         matrix: float32 (3, 3), original image pixel -> input pixel (flip included).
             In the official geometry, the output maps have their own matrices
