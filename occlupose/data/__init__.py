@@ -7,10 +7,12 @@ Heavier pieces are imported from their modules: the training dataset from
 
 from occlupose.data.augment import (
     ColorJitter,
+    OfficialAffine,
     RandomAffine,
     ResizedImage,
     fit_matrix,
     letterbox,
+    official_affine,
     resize_short_side,
     transform_keypoints,
     warp_image,
@@ -39,6 +41,7 @@ __all__ = [
     "KeypointDataset",
     "LoadReport",
     "Occlusion",
+    "OfficialAffine",
     "RandomAffine",
     "ResizedImage",
     "SyntheticOccluders",
@@ -50,6 +53,7 @@ __all__ = [
     "load_coco_keypoints",
     "load_crowdpose",
     "load_ochuman",
+    "official_affine",
     "paste_occluders",
     "read_image",
     "resize_short_side",

@@ -12,6 +12,13 @@ image and the loss mask with it once, and moves the keypoints with
 :func:`transform_keypoints`. The matrix for an output map of stride ``k`` is
 ``stride_matrix(k) @ M`` (:func:`stride_matrix`): output pixel ``u`` covers input
 pixels ``[k u - 0.5, k (u + 1) - 0.5]``, so ``u = (x + 0.5) / k - 0.5``.
+
+The published HigherHRNet geometry (:func:`official_affine`, :class:`OfficialAffine`)
+differs in three ways, and occlupose reproduces it exactly when asked to: the
+zoom is relative to the image's *short* side (a square crop, the long side cut), the
+translation is in image pixels (``+-40 * scale``), and each output map of size ``R``
+gets its own matrix ``M_R = M_input * R / input_size`` (no half-pixel term: output
+pixel ``u`` is read as the span ``[u, u + 1)``, see :class:`OfficialAffineSample`).
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import numpy as np
 __all__ = [
     "AffineSample",
     "ColorJitter",
+    "OfficialAffine",
+    "OfficialAffineSample",
     "RandomAffine",
     "ResizedImage",
     "fit_matrix",
     "letterbox",
     "mark_outside",
+    "official_affine",
     "resize_short_side",
     "stride_matrix",
     "transform_keypoints",
@@ -137,6 +147,203 @@ class RandomAffine:
         if flipped:  # mirror the source image first: x -> (W - 1) - x
             matrix = matrix @ np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0, 0, 1]])
         return AffineSample(matrix=matrix, flipped=flipped)
+
+
+def official_affine(
+    width: int,
+    height: int,
+    aug_scale: float,
+    aug_rot_degrees: float,
+    dx: float,
+    dy: float,
+    output_size: int,
+) -> np.ndarray:
+    """HigherHRNet's training affine: original image pixel -> pixel of a square map.
+
+    The crop is a square of ``min(width, height) * aug_scale`` image pixels (HigherHRNet's
+    ``scale`` is that side / 200; ``aug_scale > 1`` zooms out) centred at
+    ``(width / 2 + dx, height / 2 + dy)`` (``dx``, ``dy`` in image pixels; the centre is
+    not rounded). It is scaled to ``output_size`` pixels, ``k = output_size / side``, and
+    turned by ``aug_rot_degrees`` about the map's centre, counter-clockwise on screen for
+    positive angles (y points down)::
+
+        p' = Rot(p - centre) * k + (output_size / 2, output_size / 2)
+
+    Conventions: the matrix acts on column vectors ``(x, y, 1)``; ``cv2.warpAffine`` uses
+    it as is (pixel centres at integer coordinates). The same parameters give one matrix
+    per map size ``R``, ``M_R = M_S * R / S`` for the input size ``S``: no half-pixel
+    term, and the official target generators put a mapped joint ``x`` in pixel ``int(x)``,
+    i.e. output pixel ``u`` spans ``[u, u + 1)`` of ``M_R`` coordinates (input pixels
+    ``u S/R .. (u + 1) S/R - 1``).
+
+    The arithmetic is done in the order of the published ``_get_affine_matrix`` (crop
+    matrix first, then the turn about the map centre), so the values are identical to
+    the official ones: a joint that lands exactly on a pixel boundary lands on the same
+    side of it.
+
+    Args:
+        width, height: the original image size in pixels.
+        aug_scale: crop side relative to the short side.
+        aug_rot_degrees: rotation in degrees.
+        dx, dy: shift of the crop centre in image pixels (the official code draws integers).
+        output_size: side ``R`` of the square map (e.g. 512 for the input, 128 and 256).
+
+    Returns:
+        (2, 3) float64 matrix, original image pixel -> map pixel.
+    """
+    scale = min(width, height) / 200 * aug_scale  # HigherHRNet's "scale": crop side / 200
+    side = 200 * scale
+    cx, cy = width / 2 + dx, height / 2 + dy
+    size = float(output_size)
+    matrix = np.array(
+        [
+            [size / side, 0.0, size * (0.5 - cx / side)],
+            [0.0, size / side, size * (0.5 - cy / side)],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+    if aug_rot_degrees != 0:
+        # On screen (y down) a counter-clockwise turn by a is the textbook rotation by -a.
+        rad = -aug_rot_degrees * np.pi / 180
+        sn, cs = np.sin(rad), np.cos(rad)
+        turn = np.array([[cs, -sn, 0.0], [sn, cs, 0.0], [0.0, 0.0, 1.0]])
+        to_centre = _translation(-size / 2, -size / 2)
+        back = _translation(size / 2, size / 2)
+        matrix = back @ (turn @ (to_centre @ matrix))
+    return matrix[:2]
+
+
+@dataclass(frozen=True)
+class OfficialAffineSample:
+    """One drawn official augmentation (see :func:`official_affine`) and its flip.
+
+    The flip happens after the affine, as in the published code: the warped image's
+    columns are reversed (``x -> S - 1 - x``) and, on a map of size ``R``, joints go to
+    ``x -> R - 1 - x`` and are re-indexed with the keypoint set's ``flip_index``. (Since
+    ``M_R = M_S * R / S``, the image's mirror ``x -> S - 1 - x`` is ``x -> R - x - R / S``
+    on a map of size ``R``: the official flipped targets sit ``1 - R / S`` map pixels,
+    3/4 at 1/4 and 1/2 at 1/2 resolution, left of the mirrored image content. occlupose
+    reproduces this.)
+
+    Attributes:
+        width, height: original image size.
+        input_size: network input side ``S``.
+        aug_scale, aug_rot, dx, dy: parameters of :func:`official_affine`.
+        flipped: whether the sample is mirrored.
+    """
+
+    width: int
+    height: int
+    input_size: int
+    aug_scale: float
+    aug_rot: float
+    dx: int
+    dy: int
+    flipped: bool
+
+    def affine(self, size: int) -> np.ndarray:
+        """(2, 3) image -> map matrix for a map of side ``size``, before the flip."""
+        return official_affine(
+            self.width, self.height, self.aug_scale, self.aug_rot, self.dx, self.dy, size
+        )
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """3x3 image -> input matrix, flip included (the image as :meth:`warp` makes it)."""
+        matrix = np.vstack([self.affine(self.input_size), [0.0, 0.0, 1.0]])
+        if self.flipped:
+            flip = np.array([[-1.0, 0.0, self.input_size - 1.0], [0.0, 1.0, 0.0], [0, 0, 1]])
+            matrix = flip @ matrix
+        return matrix
+
+    def warp(self, image: np.ndarray, size: int, *, border_value: float = 0) -> np.ndarray:
+        """Warp an image or mask onto a ``size`` map (bilinear), then mirror if flipped."""
+        warped = warp_image(image, self.affine(size), (size, size), border_value=border_value)
+        return np.ascontiguousarray(warped[:, ::-1]) if self.flipped else warped
+
+    def transform_keypoints(
+        self, keypoints: np.ndarray, size: int, flip_index: Sequence[int]
+    ) -> np.ndarray:
+        """``(N, J, 3)`` image keypoints -> float64 map keypoints, as the official code.
+
+        Every joint is moved (unlabelled ones too; v is unchanged), then, if flipped,
+        joints are re-indexed with ``flip_index`` and ``x -> (size - x) - 1``.
+        """
+        keypoints = np.asarray(keypoints, np.float64)
+        out = keypoints.copy()
+        if keypoints.size:
+            points = keypoints[..., :2].reshape(-1, 2)
+            homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1)
+            out[..., :2] = (homogeneous @ self.affine(size).T).reshape(keypoints.shape[:-1] + (2,))
+        if self.flipped:
+            out = out[:, list(flip_index)]
+            out[..., 0] = size - out[..., 0] - 1
+        return out
+
+
+@dataclass(frozen=True)
+class OfficialAffine:
+    """HigherHRNet's training augmentation (``RandomAffineTransform`` with
+    ``SCALE_TYPE: short``, then ``RandomHorizontalFlip``), drawn from a numpy Generator.
+
+    Per sample, in this order: ``aug_scale`` uniform in ``scale_range``; ``aug_rot``
+    uniform in ``[-max_rotation, max_rotation]``; ``dx`` then ``dy``, integers drawn
+    uniformly from ``int(-t) .. int(t) - 1`` with ``t = max_translation * scale`` and
+    ``scale = min(height, width) / 200 * aug_scale`` (numpy's ``randint`` with float
+    bounds, which truncates them: ``t = 66.6`` gives -66 .. 65); the flip with
+    ``flip_probability``. At 512 input, ``max_translation = 40`` shifts the centre by up
+    to 40 * 512 / 200 = 102 input pixels whatever the image size.
+
+    Args:
+        scale_range: ``aug_scale`` bounds: the crop is ``aug_scale`` times the short side.
+        max_rotation: degrees.
+        max_translation: HigherHRNet's ``MAX_TRANSLATE`` (image pixels per unit of scale).
+        flip_probability: probability of the horizontal flip.
+    """
+
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    max_rotation: float = 30.0
+    max_translation: float = 40.0
+    flip_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if self.max_rotation < 0 or self.max_translation < 0:
+            raise ValueError("max_rotation and max_translation must be >= 0")
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+
+    def translation_bounds(self, image_hw: Sequence[int], aug_scale: float) -> tuple[int, int]:
+        """``(low, high)``: dx and dy are drawn from ``low .. high - 1`` (image pixels)."""
+        height, width = image_hw
+        bound = self.max_translation * (min(height, width) / 200 * aug_scale)
+        return int(-bound), int(bound)  # truncated towards zero, as numpy's randint does
+
+    def sample(
+        self, rng: np.random.Generator, image_hw: Sequence[int], input_size: int
+    ) -> OfficialAffineSample:
+        """Draw one transform for an image of size ``image_hw = (H, W)``: scale, rotation,
+        dx, dy and flip, in that order (dx = dy = 0, not drawn, when the translation range
+        is empty, where the official code fails)."""
+        height, width = image_hw
+        low, high = self.scale_range
+        aug_scale = rng.random() * (high - low) + low
+        aug_rot = (rng.random() * 2 - 1) * self.max_rotation
+        lo, hi = self.translation_bounds(image_hw, aug_scale)
+        dx, dy = (int(rng.integers(lo, hi)) if hi > lo else 0 for _ in range(2))
+        flipped = bool(rng.random() < self.flip_probability)
+        return OfficialAffineSample(
+            width=int(width),
+            height=int(height),
+            input_size=int(input_size),
+            aug_scale=float(aug_scale),
+            aug_rot=float(aug_rot),
+            dx=dx,
+            dy=dy,
+            flipped=flipped,
+        )
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -19,6 +19,21 @@ turn the first into the second:
 
 Tags (associative embedding) and limb fields are built from every labelled joint,
 like HigherHRNet's joint arrays: they describe who is where, not what is seen.
+
+Two training geometries (the augmentation object chooses):
+
+* occlupose's (:class:`~occlupose.data.augment.RandomAffine`): the image fitted by its
+  long side, one matrix for everything, output maps through ``stride_matrix`` (pixel
+  centres at integers everywhere); padding counts in the loss (target 0).
+* HigherHRNet's (:class:`~occlupose.data.augment.OfficialAffine`), reproduced exactly:
+  a square crop relative to the short side, the flip after the warp, one official
+  matrix per output size (joints equal to the published pipeline's), people =
+  annotations that are not crowd regions or have keypoints, padding ignored in the
+  loss (the mask is warped with a zero border).
+
+``heatmap_centres`` places each Gaussian at the joint's sub-pixel position
+(``"subpixel"``) or on one pixel (``"integer"``: HigherHRNet's ``int(x), int(y)`` in
+the official geometry, the nearest pixel in occlupose's).
 """
 
 from __future__ import annotations
@@ -32,7 +47,10 @@ import torch
 from torch.utils.data import Dataset
 
 from occlupose.data.augment import (
+    AffineSample,
     ColorJitter,
+    OfficialAffine,
+    OfficialAffineSample,
     RandomAffine,
     fit_matrix,
     mark_outside,
@@ -74,7 +92,8 @@ class BottomUpSample(TypedDict, total=False):
         complete_heatmaps: same, every labelled joint.
         masks: list over strides of float32 (h_r, h_r); 1 where the loss counts, 0 on
             crowd regions and people without labelled keypoints. Padding outside the
-            source image counts (its target is 0), unlike HigherHRNet, which ignores it.
+            source image counts (its target is 0) in occlupose's geometry; the official
+            geometry ignores it (0), as HigherHRNet.
         joint_weights: float32 (J,), per-joint loss weights.
         joints: int64 (P, J, 2) at the first stride: ``[flat index y * h + x, valid]`` for
             associative embedding (only with ``with_tags``).
@@ -82,9 +101,13 @@ class BottomUpSample(TypedDict, total=False):
         keypoints: float32 (P, J, 3) ``x, y, v`` in input pixels, v=0 outside the input;
             rows past ``num_people`` are zero.
         hidden: bool (P, J), joints hidden by a synthetic occluder.
-        num_people: int64, labelled people in the sample (at most P).
+        num_people: int64, people rows in the sample (at most P): labelled people; in the
+            official geometry every annotation that is not a crowd region or has keypoints
+            (HigherHRNet's joints arrays), rows without labelled joints included.
         image_id: int64.
         matrix: float32 (3, 3), original image pixel -> input pixel (flip included).
+            In the official geometry, the output maps have their own matrices
+            (:meth:`~occlupose.data.augment.OfficialAffineSample.affine`).
 
     With ``compact=True`` the image is uint8 RGB (not normalised), ``heatmaps``,
     ``complete_heatmaps`` and ``limb_fields`` are float16 and ``masks`` uint8;
@@ -115,7 +138,9 @@ class BottomUpPoseDataset(Dataset):
         output_strides: stride of each output map, highest resolution last, e.g. (4, 2)
             for HigherHRNet's 1/4 and 1/2 maps. Tags and limb fields use the first.
         sigmas: Gaussian sigma (output pixels) of the heatmaps, one per stride.
-        augment: random affine; None = the image fitted into the input, no randomness.
+        augment: random affine, occlupose's (:class:`RandomAffine`) or HigherHRNet's
+            (:class:`OfficialAffine`, which also selects the official target geometry);
+            None = the image fitted into the input, no randomness.
         color_jitter: photometric jitter, or None.
         occluders: e.g. :class:`~occlupose.data.occluders.SyntheticOccluders`, or None.
         limb_width: limb field half-width in output pixels at the first stride.
@@ -124,6 +149,8 @@ class BottomUpPoseDataset(Dataset):
         with_limbs, with_tags: whether to build ``limb_fields`` / ``joints``.
         joint_weights: per-joint loss weights (default all 1).
         v1_is_hidden: leave the dataset's v=1 joints out of the "visible" heatmaps.
+        heatmap_centres: ``"subpixel"`` (Gaussians at the exact joint positions) or
+            ``"integer"`` (on the joint's pixel: HigherHRNet's targets).
         compact: return the image as uint8 (not normalised), heatmaps and limb fields as
             float16 and masks as uint8, less than half the bytes per sample; moving
             samples between processes is what limits multi-worker loading.
@@ -140,7 +167,7 @@ class BottomUpPoseDataset(Dataset):
         input_size: int = 512,
         output_strides: Sequence[int] = (4, 2),
         sigmas: Sequence[float] = (2.0, 2.0),
-        augment: RandomAffine | None = None,
+        augment: RandomAffine | OfficialAffine | None = None,
         color_jitter: ColorJitter | None = None,
         occluders: OccluderFn | None = None,
         limb_width: float = 1.0,
@@ -149,12 +176,17 @@ class BottomUpPoseDataset(Dataset):
         with_tags: bool = True,
         joint_weights: Sequence[float] | None = None,
         v1_is_hidden: bool = False,
+        heatmap_centres: str = "subpixel",
         seed: int | None = None,
         compact: bool = False,
     ) -> None:
         if len(sigmas) != len(output_strides):
             raise ValueError(
                 f"{len(sigmas)} sigmas for {len(output_strides)} output strides; give one each"
+            )
+        if heatmap_centres not in ("subpixel", "integer"):
+            raise ValueError(
+                f"heatmap_centres must be 'subpixel' or 'integer', got {heatmap_centres!r}"
             )
         for stride in output_strides:
             if input_size % stride:
@@ -184,6 +216,7 @@ class BottomUpPoseDataset(Dataset):
         self.with_tags = with_tags
         self.joint_weights = torch.tensor(joint_weights, dtype=torch.float32)
         self.v1_is_hidden = v1_is_hidden
+        self.heatmap_centres = heatmap_centres
         self.seed = seed
         self.compact = compact
         self.epoch = 0
@@ -212,18 +245,26 @@ class BottomUpPoseDataset(Dataset):
         rng = self._rng(index)
         image = record.read_image()
         size = self.input_size
+        flip_index = self.keypoint_set.flip_index
 
         if self.augment is not None:
             drawn = self.augment.sample(rng, image.shape[:2], size)
-            matrix, flipped = drawn.matrix, drawn.flipped
         else:
-            matrix, flipped = fit_matrix(image.shape[:2], size), False
-        image = warp_image(image, matrix, (size, size))
-
-        people = record.labelled
-        keypoints = transform_keypoints(
-            record.keypoints[people], matrix, self.keypoint_set.flip_index if flipped else None
-        )
+            drawn = AffineSample(matrix=fit_matrix(image.shape[:2], size), flipped=False)
+        matrix = drawn.matrix
+        official = drawn if isinstance(drawn, OfficialAffineSample) else None
+        if official is not None:
+            # HigherHRNet's people: every annotation that is not a crowd region or has
+            # keypoints, in file order (rows without labelled joints make no targets).
+            people = ~record.iscrowd | (record.keypoints[:, :, 2] > 0).any(axis=1)
+            image = official.warp(image, size)
+            keypoints = official.transform_keypoints(record.keypoints[people], size, flip_index)
+        else:
+            people = record.labelled
+            image = warp_image(image, matrix, (size, size))
+            keypoints = transform_keypoints(
+                record.keypoints[people], matrix, flip_index if drawn.flipped else None
+            )
         keypoints = mark_outside(keypoints, (size, size))
 
         if self.occluders is not None:
@@ -241,23 +282,45 @@ class BottomUpPoseDataset(Dataset):
             "masks": [],
             "joint_weights": self.joint_weights.clone(),
         }
-        loss_mask = ignore_mask(record) if (~people).any() else None
+        ignored = record.iscrowd | ~(record.keypoints[:, :, 2] > 0).any(axis=1)
+        loss_mask = ignore_mask(record) if ignored.any() else None
+        centre = "pixel" if self.heatmap_centres == "integer" else "subpixel"
         for r, (stride, sigma) in enumerate(zip(self.output_strides, self.sigmas, strict=True)):
             out = size // stride
-            to_output = stride_matrix(stride)
-            complete = mark_outside(transform_keypoints(keypoints, to_output), (out, out))
+            if official is not None:
+                mapped = official.transform_keypoints(record.keypoints[people], out, flip_index)
+                if self.heatmap_centres == "integer":  # HigherHRNet: the pixel int(x), int(y)
+                    mapped[..., :2] = np.trunc(mapped[..., :2])
+                else:  # pixel u spans [u, u + 1) of these coordinates: its centre is u + 1/2
+                    mapped[..., :2] -= 0.5
+                complete = mark_outside(mapped, (out, out))
+                mask = official.warp(
+                    np.ones((record.height, record.width), np.uint8) * 255
+                    if loss_mask is None
+                    else loss_mask * 255,
+                    out,
+                    border_value=0,  # padding is ignored, as in HigherHRNet
+                )
+                sample["masks"].append(torch.from_numpy((mask > 127).astype(np.float32)))
+            else:
+                to_output = stride_matrix(stride)
+                complete = mark_outside(transform_keypoints(keypoints, to_output), (out, out))
+                sample["masks"].append(self._output_mask(loss_mask, to_output @ matrix, out))
             visible = complete.copy()
             visible[..., 2][hidden] = 0.0
             if self.v1_is_hidden:
                 visible[..., 2][complete[..., 2] == 1] = 0.0
-            complete_maps = torch.from_numpy(render_heatmaps(complete, (out, out), sigma))
+            complete_maps = torch.from_numpy(
+                render_heatmaps(complete, (out, out), sigma, centre=centre)
+            )
             if np.array_equal(visible[..., 2], complete[..., 2]):  # nothing hidden: same maps
                 visible_maps = complete_maps.clone()
             else:
-                visible_maps = torch.from_numpy(render_heatmaps(visible, (out, out), sigma))
+                visible_maps = torch.from_numpy(
+                    render_heatmaps(visible, (out, out), sigma, centre=centre)
+                )
             sample["heatmaps"].append(visible_maps)
             sample["complete_heatmaps"].append(complete_maps)
-            sample["masks"].append(self._output_mask(loss_mask, to_output @ matrix, out))
             if r == 0:
                 if self.with_tags:
                     joints = joint_index_array(complete, (out, out), self.max_people)

@@ -50,18 +50,30 @@ def _nearest_pixel(keypoints: np.ndarray, height: int, width: int):
 
 
 def render_heatmaps(
-    keypoints: np.ndarray, output_size: tuple[int, int], sigma: float
+    keypoints: np.ndarray,
+    output_size: tuple[int, int],
+    sigma: float,
+    *,
+    centre: str = "subpixel",
 ) -> np.ndarray:
     """Gaussian heatmaps, one channel per joint type.
 
     Every labelled joint inside the map adds ``exp(-((u - x)^2 + (v - y)^2) / (2 sigma^2))``
-    (peak value 1 at the exact sub-pixel position) on the pixels ``(u, v)`` of a
-    window of radius ``3 * sigma`` around it; overlapping people take the maximum.
+    on the pixels ``(u, v)`` of a window around it; overlapping people take the maximum.
+    Where the Gaussian is centred:
+
+    * ``"subpixel"``: at the joint's exact position (peak value 1 only when it falls on
+      a pixel centre), window radius ``ceil(3 sigma)``;
+    * ``"pixel"``: at the joint's nearest pixel ``(round(x), round(y))`` (value 1 there),
+      window radius ``int(3 sigma + 1)``: HigherHRNet's ``HeatmapGenerator``, whose
+      (6 sigma + 3)-pixel kernel this is for integer sigma. (That generator takes the
+      pixel ``int(x)`` of its own coordinates; pass ``np.trunc`` of them to get it.)
 
     Args:
         keypoints: (N, J, 3) ``x, y, v`` in output pixels.
         output_size: ``(H, W)`` of the maps.
         sigma: Gaussian standard deviation in output pixels (> 0).
+        centre: ``"subpixel"`` or ``"pixel"``.
 
     Returns:
         (J, H, W) float32 heatmaps.
@@ -70,8 +82,15 @@ def render_heatmaps(
     height, width = _check_size(output_size)
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
+    if centre == "subpixel":
+        radius = int(np.ceil(3 * sigma))
+    elif centre == "pixel":
+        radius = int(3 * sigma + 1)
+        keypoints = keypoints.copy()
+        keypoints[..., :2] = np.floor(keypoints[..., :2] + 0.5)
+    else:
+        raise ValueError(f"centre must be 'subpixel' or 'pixel', got {centre!r}")
     num_joints = keypoints.shape[1]
-    radius = int(np.ceil(3 * sigma))
     side = 2 * radius + 1
     # A border of ``radius`` takes the parts of windows that fall off the map, so every
     # window is a plain slice; it is cut away at the end.

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from occlupose.data.augment import ColorJitter, RandomAffine
+from occlupose.data.augment import ColorJitter, OfficialAffine, RandomAffine
 from occlupose.data.datasets import KeypointDataset, from_layout, load_coco_keypoints
 from occlupose.data.occluders import SyntheticOccluders
 from occlupose.decode.prior import PosePrior
@@ -43,6 +43,7 @@ __all__ = [
     "build_model",
     "build_pose_prior",
     "build_trainer",
+    "check_init_weights",
     "load_split",
     "prepare_training",
 ]
@@ -75,6 +76,10 @@ def _require(path: str | None, key: str, what: str) -> Path:
 def load_split(data: DataConfig, split: str, *, for_training: bool) -> KeypointDataset:
     """Read the ``train`` or ``val`` split described by ``data``.
 
+    For training, images are kept as ``data.keep_train_images`` says (``annotated``:
+    any person annotation, as HigherHRNet; ``labelled``: a labelled, non-crowd person);
+    for validation every image is kept.
+
     Raises:
         ConfigError: a required path is not set.
         FileNotFoundError: a path does not exist (the message names it and what was
@@ -91,15 +96,22 @@ def load_split(data: DataConfig, split: str, *, for_training: bool) -> KeypointD
             f"{split}_images",
             "the folder the JSON's image file_name entries are relative to",
         )
-        return load_coco_keypoints(annotations, images, drop_images_without_people=for_training)
+        return load_coco_keypoints(annotations, images, **_kept_images(data, for_training))
     root = _require(
         data.root, "root", f"the {data.layout} dataset folder (see occlupose.data.LAYOUTS)"
     )
     name = data.train_split if split == "train" else data.val_split
     try:
-        return from_layout(data.layout, root, name, drop_images_without_people=for_training)
+        return from_layout(data.layout, root, name, **_kept_images(data, for_training))
     except KeyError as error:
         raise ConfigError(f"data.layout: {error.args[0]}; or use layout: files") from None
+
+
+def _kept_images(data: DataConfig, for_training: bool) -> dict[str, bool]:
+    return {
+        "drop_images_without_people": for_training and data.keep_train_images == "labelled",
+        "drop_images_without_annotations": for_training and data.keep_train_images == "annotated",
+    }
 
 
 def build_datasets(
@@ -125,12 +137,21 @@ def build_datasets(
     strides = model.output_strides
     sigmas = (data.sigma,) * len(strides)
     low, high = data.crop_scale_range
-    augment = RandomAffine(
-        scale_range=(1.0 / high, 1.0 / low),
-        max_rotation=data.max_rotation,
-        max_translation=data.max_translation_px / data.input_size,
-        flip_probability=data.flip_probability,
-    )
+    augment: RandomAffine | OfficialAffine
+    if data.geometry == "official":
+        augment = OfficialAffine(
+            scale_range=(low, high),
+            max_rotation=data.max_rotation,
+            max_translation=data.max_translation_px,
+            flip_probability=data.flip_probability,
+        )
+    else:
+        augment = RandomAffine(
+            scale_range=(1.0 / high, 1.0 / low),
+            max_rotation=data.max_rotation,
+            max_translation=data.max_translation_px / data.input_size,
+            flip_probability=data.flip_probability,
+        )
     occluders = (
         SyntheticOccluders(probability=data.occluder_probability, max_occluders=data.max_occluders)
         if data.occluder_probability > 0
@@ -150,6 +171,7 @@ def build_datasets(
         with_limbs=with_limbs,
         with_tags=with_tags,
         v1_is_hidden=data.v1_is_hidden,
+        heatmap_centres=data.heatmap_centres,
         seed=seed,
         compact=compact,
     )
@@ -189,8 +211,25 @@ def build_pose_prior(records: KeypointDataset, *, seed: int = 0) -> PosePrior:
     return prior
 
 
+def check_init_weights(config: TrainConfig) -> None:
+    """Stop a recipe that needs initial weights (``model.requires_init_weights``) when
+    ``model.init_weights`` is not given; ``none`` is accepted as a deliberate choice.
+
+    Raises:
+        ConfigError: one line naming the option.
+    """
+    model = config.model
+    if model.requires_init_weights and model.init_weights is None:
+        raise ConfigError(
+            f"model.init_weights is not set, and recipe {config.name!r} starts from "
+            f"{model.requires_init_weights}: give model.init_weights=PATH, or "
+            "model.init_weights=none to train from random initialisation on purpose"
+        )
+
+
 def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
-    """The preset for ``keypoint_set``, initialised from ``model.init_weights`` if set."""
+    """The preset for ``keypoint_set``, initialised from ``model.init_weights`` if set
+    (``none``: random initialisation, with a warning when the recipe expects weights)."""
     if config.model.preset not in PRESETS:
         raise ConfigError(
             f"model.preset: unknown preset {config.model.preset!r}; presets: {', '.join(PRESETS)}"
@@ -201,8 +240,19 @@ def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
         )
     except TypeError as error:
         raise ConfigError(f"model.overrides: {error}") from None
-    if config.model.init_weights:
-        path = Path(config.model.init_weights).expanduser()
+    check_init_weights(config)
+    weights = config.model.init_weights
+    if weights is None or weights.strip().lower() == "none":
+        if config.model.requires_init_weights:
+            logger.warning(
+                "model.init_weights=none: training %s from random initialisation; the "
+                "recipe %r starts from %s",
+                config.model.preset,
+                config.name,
+                config.model.requires_init_weights,
+            )
+    else:
+        path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
                 f"model.init_weights: {path} does not exist; expected an ImageNet HRNet or a "
@@ -291,6 +341,7 @@ def prepare_training(
 ) -> TrainingRun:
     """Build data, model, module and trainer for ``config``; outputs go to ``out_dir``."""
     out_dir = Path(out_dir)
+    check_init_weights(config)  # before the (slow) data loading
     L.seed_everything(config.seed, workers=True, verbose=False)
     train_records = load_split(config.data, "train", for_training=True)
     validate = config.trainer.check_val_every_n_epoch > 0

@@ -52,12 +52,17 @@ class ModelConfig:
         preset: a name of :data:`occlupose.models.PRESETS`.
         overrides: keyword arguments for the preset (e.g. ``attention: none``).
         init_weights: an ImageNet HRNet or HigherHRNet/occlupose checkpoint to start
-            from (:func:`occlupose.models.load_weights`), or None.
+            from (:func:`occlupose.models.load_weights`); None or ``none``: random
+            initialisation.
+        requires_init_weights: what the recipe starts from (the published recipes: an
+            ImageNet HRNet). When set, ``init_weights`` must be given: a file, or ``none``
+            to train from random initialisation on purpose (with a warning).
     """
 
     preset: str = "hrgr_w32_512"
     overrides: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
+    requires_init_weights: str | None = None
 
 
 @dataclass
@@ -68,9 +73,26 @@ class DataConfig:
     ``root``, see :func:`occlupose.data.from_layout`) or ``files`` (explicit
     ``*_annotations`` COCO-format files and ``*_images`` folders).
 
-    Augmentation follows HigherHRNet's parameters: ``crop_scale_range`` is the size of
-    the crop relative to the image fitted into the input (``[0.75, 1.5]``: people appear
-    1/1.5 to 1/0.75 times as large), ``max_translation_px`` is in input pixels.
+    Augmentation follows HigherHRNet's parameters, in one of two geometries
+    (``geometry``):
+
+    * ``official``: HigherHRNet's exactly. ``crop_scale_range`` is the side of a square
+      crop relative to the image's *short* side (the long side is cut), as the test
+      resizes the short side; ``max_translation_px`` is its ``MAX_TRANSLATE``: the crop
+      centre moves by integer image pixels within ``+-max_translation_px * scale``
+      (``scale`` = crop side / 200; 40 gives up to 102 input pixels at 512); padding is
+      ignored in the loss; one matrix per output size.
+    * ``occlupose``: the crop is relative to the image fitted by its *long* side, so at
+      the same zoom people are ``short / long`` times as large (0.70 on average on
+      the COCO sample, down to 0.33); ``max_translation_px`` is in input pixels;
+      padding counts in the loss (target 0); output maps by the pixel-centre stride
+      convention.
+
+    ``heatmap_centres``: ``integer`` (HigherHRNet: each Gaussian on the joint's pixel
+    ``int(x), int(y)``) or ``subpixel`` (at the exact position: no quantisation).
+    ``keep_train_images``: ``annotated`` (HigherHRNet: every image with any person
+    annotation, crowd regions and people without keypoints included) or ``labelled``
+    (only images with a labelled, non-crowd person).
     """
 
     layout: str = "coco"
@@ -87,6 +109,9 @@ class DataConfig:
     crop_scale_range: tuple[float, float] = (0.75, 1.5)
     max_translation_px: float = 40.0
     flip_probability: float = 0.5
+    geometry: str = "occlupose"
+    heatmap_centres: str = "subpixel"
+    keep_train_images: str = "labelled"
     color_jitter: bool = False
     occluder_probability: float = 0.0
     max_occluders: int = 3
@@ -97,6 +122,17 @@ class DataConfig:
     val_batch_size: int | None = None
     num_workers: int = 4
     val_max_images: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, choices in (
+            ("geometry", ("official", "occlupose")),
+            ("heatmap_centres", ("integer", "subpixel")),
+            ("keep_train_images", ("annotated", "labelled")),
+        ):
+            if getattr(self, key) not in choices:
+                raise ValueError(
+                    f"{key} must be {' or '.join(choices)}, got {getattr(self, key)!r}"
+                )
 
 
 @dataclass

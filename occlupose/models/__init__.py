@@ -11,7 +11,7 @@ from occlupose.models.checkpoint import (
 )
 from occlupose.models.completion import HeatmapCompletionGenerator, PoseDiscriminator
 from occlupose.models.heads import LimbFieldHead, MultiScaleFeatureFusion
-from occlupose.models.hrgr import HigherHRNet, HRGRNet, PoseOutputs
+from occlupose.models.hrgr import HigherHRNet, HRGRNet, PoseOutputs, init_published
 from occlupose.models.hrnet import HighResolutionModule, HighResolutionNet
 from occlupose.models.presets import (
     PRESETS,
@@ -47,6 +47,7 @@ __all__ = [
     "hrgr_small",
     "hrgr_w32_512",
     "hrgr_w48_640",
+    "init_published",
     "list_presets",
     "load_weights",
     "read_checkpoint",

@@ -24,7 +24,7 @@ from occlupose.models.heads import (
 from occlupose.models.hrnet import AttentionPlacement, HighResolutionNet
 from occlupose.structures.pose_outputs import PoseOutputs
 
-__all__ = ["HRGRNet", "HigherHRNet", "PoseOutputs"]
+__all__ = ["HRGRNet", "HigherHRNet", "PoseOutputs", "init_published"]
 
 _W32_CHANNELS = ((32, 64), (32, 64, 128), (32, 64, 128, 256))
 _W32_BLOCKS = ((4, 4), (4, 4, 4), (4, 4, 4, 4))
@@ -54,6 +54,10 @@ class HRGRNet(HighResolutionNet):
         multi_scale_fusion: fuse all four branches into the 1/4 features.
         completion: add a :class:`HeatmapCompletionGenerator`.
         completion_channels: width of the generator.
+        init: ``"he"``: He-normal backbone convolutions (as torchvision's ResNets),
+            PyTorch's defaults in the deconvolution stage, N(0, 0.001) prediction layers;
+            ``"published"``: HigherHRNet's initialisation (:func:`init_published`). The
+            modules HRGR-Net adds start as the identity either way.
     """
 
     def __init__(
@@ -77,7 +81,10 @@ class HRGRNet(HighResolutionNet):
         multi_scale_fusion: bool = False,
         completion: bool = False,
         completion_channels: int = 64,
+        init: str = "he",
     ) -> None:
+        if init not in ("he", "published"):
+            raise ValueError(f"init must be 'he' or 'published', got {init!r}")
         super().__init__(
             stem_inplanes=stem_inplanes,
             stage_channels=stage_channels,
@@ -92,6 +99,7 @@ class HRGRNet(HighResolutionNet):
             raise ValueError("the head needs at least one deconvolution stage")
         self.num_joints = num_joints
         self.num_limbs = num_limbs
+        self.init = init
         self.tag_channels = (num_joints if tag_per_joint else 1) if with_tags else 0
         self.cat_output = cat_output
         channels = self.feature_info[0]["num_chs"]
@@ -126,6 +134,8 @@ class HRGRNet(HighResolutionNet):
             if completion
             else None
         )
+        if init == "published":
+            init_published(self)
 
     @property
     def output_strides(self) -> tuple[int, ...]:
@@ -204,6 +214,7 @@ class HigherHRNet(HRGRNet):
         num_deconvs: int = 1,
         cat_output: bool = True,
         final_conv_kernel: int = 1,
+        init: str = "published",
     ) -> None:
         super().__init__(
             num_joints,
@@ -218,4 +229,27 @@ class HigherHRNet(HRGRNet):
             num_deconvs=num_deconvs,
             cat_output=cat_output,
             final_conv_kernel=final_conv_kernel,
+            init=init,
         )
+
+
+def init_published(model: HRGRNet) -> None:
+    """HigherHRNet's initialisation (the published ``init_weights``), in place.
+
+    Every ``Conv2d`` and ``ConvTranspose2d`` weight ~ N(0, 0.001) with zero biases, every
+    batch norm weight 1 and bias 0, on the modules HigherHRNet has; those HRGR-Net adds
+    (``added_module_prefixes``) keep their identity initialisation. The published recipes
+    then load an ImageNet HRNet into the backbone, so what remains of this is the head's:
+    the prediction layers, the transposed convolution and the BasicBlocks after it.
+    """
+    added = model.added_module_prefixes()
+    for name, module in model.named_modules():
+        if any(name == p or name.startswith(p + ".") for p in added):
+            continue
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(module.weight, std=0.001)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

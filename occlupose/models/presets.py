@@ -32,7 +32,8 @@ def _widths(c: int) -> tuple[tuple[int, ...], ...]:
     return ((c, 2 * c), (c, 2 * c, 4 * c), (c, 2 * c, 4 * c, 8 * c))
 
 
-# Stage layouts as data. The W32/W48 ones are the published HRNet layouts.
+# Stage layouts as data. The W32/W48 ones are the published HRNet layouts, initialised as
+# published (the small one keeps He initialisation: the bundled model was trained so).
 _HRNET = {
     "w32": dict(
         stem_inplanes=64,
@@ -40,6 +41,7 @@ _HRNET = {
         stage_blocks=((4, 4), (4, 4, 4), (4, 4, 4, 4)),
         stage_modules=(1, 4, 3),
         deconv_channels=32,
+        init="published",
     ),
     "w48": dict(
         stem_inplanes=64,
@@ -47,6 +49,7 @@ _HRNET = {
         stage_blocks=((4, 4), (4, 4, 4), (4, 4, 4, 4)),
         stage_modules=(1, 4, 3),
         deconv_channels=48,
+        init="published",
     ),
     # CPU-friendly: width 16, two blocks per branch, fewer modules, lighter head.
     "small": dict(

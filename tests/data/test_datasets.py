@@ -221,7 +221,7 @@ def test_images_without_people(tmp_path):
     assert len(kept) == 2 and kept.report.images_without_people == 1
     dropped = load_coco_keypoints(path, images, drop_images_without_people=True)
     assert [r.image_id for r in dropped] == [1]
-    assert dropped.report.dropped_images_without_people == 1
+    assert dropped.report.dropped_images == 1
 
 
 def test_missing_image_files(tmp_path):
@@ -275,3 +275,27 @@ def test_binary_file_is_not_json(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
     with pytest.raises(AnnotationError, match="not a UTF-8 text file"):
         load_coco_keypoints(path, images)
+
+
+def test_which_images_a_training_set_keeps():
+    # Real COCO entries: 785 and 40083 have labelled people (40083 also one without
+    # keypoints), 204805 a crowd region and one labelled person, 147961 and 79841 only
+    # people without keypoints, 322864 no annotation (its annotations left out).
+    path = HERE / "coco_images_kept" / "person_keypoints_images_kept.json"
+    every = load_coco_keypoints(path, HERE, check_image_files=False)
+    assert [r.image_id for r in every] == [785, 40083, 79841, 147961, 204805, 322864]
+    assert every.report.images_without_people == 3
+    assert every.report.images_without_annotations == 1
+    # HigherHRNet's training set: every image with any person annotation.
+    annotated = load_coco_keypoints(
+        path, HERE, check_image_files=False, drop_images_without_annotations=True
+    )
+    assert [r.image_id for r in annotated] == [785, 40083, 79841, 147961, 204805]
+    assert annotated.report.dropped_images == 1
+    assert "1 of them dropped" in annotated.report.summary()
+    # occlupose's own: only images with a labelled, non-crowd person.
+    labelled = load_coco_keypoints(
+        path, HERE, check_image_files=False, drop_images_without_people=True
+    )
+    assert [r.image_id for r in labelled] == [785, 40083, 204805]
+    assert labelled.report.dropped_images == 3

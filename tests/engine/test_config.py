@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from occlupose.engine.build import load_split
 from occlupose.engine.config import (
     ConfigError,
+    DataConfig,
     TrainConfig,
     apply_overrides,
     config_from_dict,
@@ -48,6 +51,57 @@ def test_higherhrnet_recipe_is_the_published_one():
     assert c.loss.heatmap_foreground == 1.0  # the published, unweighted MSE
     assert c.adversarial.weight == 0.0 and c.data.occluder_probability == 0.0
     assert not c.data.v1_is_hidden  # HigherHRNet's targets: every labelled joint
+    # Its geometry, targets and images, and its ImageNet initialisation.
+    assert (c.data.geometry, c.data.heatmap_centres, c.data.keep_train_images) == (
+        "official",
+        "integer",
+        "annotated",
+    )
+    assert "hrnet_w32-36af842e.pth" in c.model.requires_init_weights
+    assert c.model.init_weights is None  # the user's file: required at training time
+
+
+PUBLISHED = [
+    f"{kind}_{size}_{data}"
+    for kind in ("higherhrnet", "hrgr")
+    for size in ("w32_512", "w48_640")
+    for data in ("coco", "crowdpose")
+]
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_published_recipes_train_as_higherhrnet_does(name):
+    c = load_config(CONFIGS / f"{name}.yaml")
+    assert (c.data.geometry, c.data.heatmap_centres, c.data.keep_train_images) == (
+        "official",
+        "integer",
+        "annotated",
+    )
+    width = "w48" if "w48" in name else "w32"
+    assert f"ImageNet HRNet-{width.upper()}" in c.model.requires_init_weights
+    assert (c.data.crop_scale_range, c.data.max_translation_px) == ((0.75, 1.5), 40.0)
+
+
+@pytest.mark.parametrize("name", ["hrgr_small_synthetic", "higherhrnet_small_synthetic"])
+def test_synthetic_recipes_keep_occlupose_conventions(name):
+    # The bundled model was trained with them.
+    c = load_config(CONFIGS / f"{name}.yaml")
+    assert (c.data.geometry, c.data.heatmap_centres, c.data.keep_train_images) == (
+        "occlupose",
+        "subpixel",
+        "labelled",
+    )
+    assert c.model.requires_init_weights is None
+
+
+def test_geometry_settings_are_checked():
+    for key, value in (
+        ("geometry", "higherhrnet"),
+        ("heatmap_centres", "round"),
+        ("keep_train_images", "all"),
+    ):
+        with pytest.raises(ConfigError, match=f"data: {key} must be"):
+            config_from_dict({"data": {key: value}})
 
 
 def test_synthetic_baseline_is_hrgr_small_without_its_modules_and_same_budget():
@@ -62,6 +116,7 @@ def test_synthetic_baseline_is_hrgr_small_without_its_modules_and_same_budget():
             "num_limbs": 0,
         },
         "init_weights": None,
+        "requires_init_weights": None,
     }
     for section in ("optimizer", "trainer"):
         assert hrgr[section] == base[section]
@@ -103,3 +158,28 @@ def test_saved_config_loads_back_identically(tmp_path):
     config = load_config(CONFIGS / "hrgr_w32_512_coco.yaml", ["data.root=/datasets/coco"])
     path = save_config(config, tmp_path / "run" / "config.yaml")
     assert load_config(path) == config
+
+
+def test_training_images_kept_as_the_recipe_says(tmp_path):
+    # Real COCO entries (tests/data/coco_images_kept): 6 images, 5 with a person
+    # annotation, 3 with a labelled non-crowd person. Only file names are checked.
+    source = Path(__file__).resolve().parents[1] / "data" / "coco_images_kept"
+    annotations = source / "person_keypoints_images_kept.json"
+    for image in json.loads(annotations.read_text())["images"]:
+        (tmp_path / image["file_name"]).touch()
+    kept = {}
+    for choice in ("annotated", "labelled"):
+        data = DataConfig(
+            layout="files",
+            train_annotations=str(annotations),
+            train_images=str(tmp_path),
+            val_annotations=str(annotations),
+            val_images=str(tmp_path),
+            keep_train_images=choice,
+        )
+        kept[choice] = [r.image_id for r in load_split(data, "train", for_training=True)]
+        assert len(load_split(data, "val", for_training=False)) == 6  # evaluation: all
+    assert kept == {
+        "annotated": [785, 40083, 79841, 147961, 204805],
+        "labelled": [785, 40083, 204805],
+    }

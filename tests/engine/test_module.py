@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 
+from occlupose.data.augment import OfficialAffine
 from occlupose.engine.build import prepare_training
 
 NO_AUGMENTATION = {
@@ -294,3 +295,21 @@ def test_a_generator_without_completion_targets_is_warned_about(
         with caplog.at_level(logging.WARNING, logger="occlupose.engine.build"):
             prepare_training(tiny_config(synthetic_data, *overrides), tmp_path / str(i))
         assert [message in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_the_official_geometry_trains(tiny_config, synthetic_data, tmp_path):
+    config = tiny_config(
+        synthetic_data,
+        "data.geometry=official",
+        "data.heatmap_centres=integer",
+        "data.keep_train_images=annotated",
+        trainer={"max_epochs": 1, "checkpoint_every_n_steps": 0},
+    )
+    record = _Record()
+    run = _fit(config, tmp_path, [record])
+    dataset = run.datamodule.train_dataset
+    assert dataset.augment == OfficialAffine(
+        scale_range=(0.75, 1.5), max_rotation=30.0, max_translation=40.0, flip_probability=0.5
+    )
+    assert dataset.heatmap_centres == "integer"
+    assert len(record.rows) == 3 and all(math.isfinite(loss) for _, loss, _ in record.rows)

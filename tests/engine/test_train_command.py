@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import torch
 import yaml
 from typer.testing import CliRunner
@@ -11,6 +14,7 @@ from occlupose.engine.config import config_to_dict
 from occlupose.inference import Predictor
 
 runner = CliRunner()
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ENV = {"COLUMNS": "200"}
 
 
@@ -67,3 +71,45 @@ def test_bad_override_and_missing_resume_checkpoint(tiny_config, synthetic_data,
     assert result.exit_code == 2 and "section.key=value" in result.output
     result = runner.invoke(app, ["train", str(recipe), "--resume-from", "nope.ckpt"], env=ENV)
     assert result.exit_code == 2 and "nope.ckpt" in result.output
+
+
+def test_a_published_recipe_needs_its_imagenet_weights(tmp_path):
+    # As a user runs it: data in place or not, it stops first on the missing weights.
+    recipe = CONFIGS / "higherhrnet_w32_512_coco.yaml"
+    result = runner.invoke(
+        app,
+        ["train", str(recipe), f"data.root={tmp_path}", "--out", str(tmp_path / "run")],
+        env={"COLUMNS": "1000"},
+    )
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model.init_weights is not set")
+    assert "hrnet_w32-36af842e.pth" in lines[0]
+    assert "model.init_weights=PATH" in lines[0] and "model.init_weights=none" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_weights_none_trains_from_random_init_with_a_warning(
+    tiny_config, synthetic_data, tmp_path, caplog
+):
+    recipe = tmp_path / "tiny.yaml"
+    _write_recipe(
+        recipe,
+        tiny_config(
+            synthetic_data,
+            "model.requires_init_weights=ImageNet HRNet-W32 (hrnet_w32-36af842e.pth)",
+            "trainer.max_epochs=1",
+        ),
+    )
+    result = runner.invoke(app, ["train", str(recipe), "--out", str(tmp_path / "a")], env=ENV)
+    assert result.exit_code == 2 and "model.init_weights=none" in result.output
+    with caplog.at_level(logging.WARNING, logger="occlupose.engine.build"):
+        result = runner.invoke(
+            app,
+            ["train", str(recipe), "--out", str(tmp_path / "b"), "model.init_weights=none"],
+            env=ENV,
+        )
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if "random initialisation" in r.getMessage()]
+    assert len(warnings) == 1 and "hrnet_w32-36af842e.pth" in warnings[0]
+    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gzip
+import json
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from occlupose.models import (
     HigherHRNet,
     HighResolutionNet,
     HRGRNet,
+    create_model,
     load_weights,
     read_checkpoint,
 )
@@ -179,3 +182,91 @@ def test_report_summary_mentions_counts(tiny_reference, tmp_path):
     model = HRGRNet(**tiny_reference["config"], completion=True)
     summary = load_weights(model, path).summary()
     assert "loaded 316 tensors" in summary and "keep their initialisation" in summary
+
+
+# -------------------------------------------------- official ImageNet files, exact layout
+_CLASSIFICATION_HEAD = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+
+
+@pytest.fixture(scope="module")
+def imagenet_layouts(data_dir) -> dict:
+    with gzip.open(data_dir / "reference" / "hrnet_imagenet_state_dicts.json.gz", "rt") as f:
+        return json.load(f)
+
+
+def _imagenet_file(layout: dict, path, *, batch_counters: bool = True):
+    """A file with exactly the official key layout (random values), as torch.save writes it."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in layout["state_dict_shapes"].items():
+        if key.endswith("num_batches_tracked"):
+            if batch_counters:
+                state[key] = torch.tensor(1000, dtype=torch.int64)
+        else:
+            state[key] = torch.randn(shape, generator=generator)
+    torch.save(state, path)
+    return state
+
+
+def _is_backbone(key: str, added: tuple[str, ...]) -> bool:
+    """A tensor of HigherHRNet's backbone (not its head, not an HRGR-Net module)."""
+    return not key.startswith(("final_layers.", "deconv_layers.")) and not any(
+        key == p or key.startswith(p + ".") for p in added
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "presets"),
+    [
+        ("w32", ("higherhrnet_w32_512", "hrgr_w32_512")),
+        ("w48", ("higherhrnet_w48_640", "hrgr_w48_640")),
+    ],
+)
+def test_official_imagenet_files_initialise_every_backbone_tensor(
+    imagenet_layouts, tmp_path, width, presets
+):
+    layout = imagenet_layouts[f"hrnet_{width}_imagenet"]
+    assert len(layout["state_dict_shapes"]) == 1956  # HRNet-W32-C / W48-C, 41.2 M / 77.5 M
+    path = tmp_path / layout["file_names"][0]  # hrnet_w32-36af842e.pth, hrnetv2_w48_...pth
+    state = _imagenet_file(layout, path)
+    for preset in presets:
+        model = create_model(preset)
+        added = model.added_module_prefixes()
+        before = {k: v.clone() for k, v in model.state_dict().items() if not _is_backbone(k, added)}
+        report = load_weights(model, path)
+        assert report.kind == "imagenet"
+        after = model.state_dict()
+        backbone = [k for k in after if _is_backbone(k, added)]
+        # Every backbone tensor of HigherHRNet is copied from the file, bit for bit ...
+        assert set(backbone) <= set(report.loaded)
+        for key in report.loaded:
+            assert torch.equal(after[key], state[key]), key
+        # ... the classification head is reported skipped (with, for HigherHRNet, the
+        # last module's fuse layers into the lower branches) ...
+        head = {k for k in state if k.startswith(_CLASSIFICATION_HEAD)}
+        assert head and head <= set(report.skipped)
+        assert set(report.skipped) == set(state) - set(after)
+        # ... and the pose head and HRGR-Net's modules keep their initialisation.
+        assert set(report.initialised) == set(after) - set(report.loaded)
+        assert any(k.startswith("deconv_layers.0.0.0") for k in report.initialised)
+        for key in report.initialised:
+            assert torch.equal(after[key], before[key]), key
+        if preset.startswith("hrgr"):  # its last module outputs all branches, as ImageNet's
+            assert "stage4.2.fuse_layers.1.0.0.0.weight" in report.loaded
+        else:
+            assert "stage4.2.fuse_layers.1.0.0.0.weight" in report.skipped
+
+
+def test_imagenet_files_without_batch_counters_load(imagenet_layouts, tmp_path):
+    # Files saved by PyTorch < 0.4.1 have no num_batches_tracked entries.
+    path = tmp_path / "hrnet_w32-36af842e.pth"
+    state = _imagenet_file(imagenet_layouts["hrnet_w32_imagenet"], path, batch_counters=False)
+    model = create_model("higherhrnet_w32_512")
+    report = load_weights(model, path)
+    assert report.kind == "imagenet"
+    torch.testing.assert_close(
+        model.stage4[2].branches[0][3].conv2.weight,
+        state["stage4.2.branches.0.3.conv2.weight"],
+        rtol=0,
+        atol=0,
+    )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from occlupose.models import HigherHRNet, HRGRNet, load_weights
+from occlupose.models import HigherHRNet, HRGRNet, create_model, load_weights
 
 
+@pytest.mark.parametrize("init", ["he", "published"])
 def test_hrgr_from_higherhrnet_checkpoint_computes_higherhrnet(
-    tiny_reference, reference_tolerance, tmp_path
+    tiny_reference, reference_tolerance, tmp_path, init
 ):
     """With every module on, a HigherHRNet checkpoint gives exactly HigherHRNet's outputs."""
     path = tmp_path / "higherhrnet_tiny.pth"
@@ -22,6 +23,7 @@ def test_hrgr_from_higherhrnet_checkpoint_computes_higherhrnet(
         multi_scale_fusion=True,
         completion=True,
         completion_channels=8,
+        init=init,
     )
     report = load_weights(model, path)
     assert set(report.loaded) == set(tiny_reference["state_dict"])
@@ -115,3 +117,60 @@ def test_inconsistent_stage_description_is_rejected():
         HRGRNet(stage_channels=((8, 16), (8, 16), (8, 16, 32, 64)))
     with pytest.raises(ValueError, match="attention"):
         HRGRNet(attention="everywhere")
+
+
+def _convolutions(model: torch.nn.Module, skip: tuple[str, ...] = ()):
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.ConvTranspose2d) and not any(
+            name == p or name.startswith(p + ".") for p in skip
+        ):
+            yield name, module
+
+
+@torch.no_grad()
+def test_published_init_is_higherhrnets(tiny_widths):
+    # HigherHRNet's init_weights: every convolution and the transposed convolution
+    # N(0, 0.001) with zero bias, batch norm 1 and 0.
+    torch.manual_seed(0)
+    model = HigherHRNet(17, **{k: v for k, v in tiny_widths.items() if k != "completion_channels"})
+    deconv = model.deconv_layers[0][0][0]
+    assert isinstance(deconv, torch.nn.ConvTranspose2d)
+    weights = torch.cat([m.weight.detach().flatten() for _, m in _convolutions(model)])
+    assert weights.numel() > 10_000
+    assert 0.00095 < float(weights.std()) < 0.00105 and abs(float(weights.mean())) < 1e-4
+    assert 0.0008 < float(deconv.weight.std()) < 0.0012
+    for _, module in _convolutions(model):
+        assert module.bias is None or not module.bias.any()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert bool((module.weight == 1).all()) and not module.bias.any()
+    # occlupose's own initialisation differs: He-normal backbone, PyTorch's deconvolution.
+    he = HRGRNet(17, **{k: v for k, v in tiny_widths.items() if k != "completion_channels"})
+    assert float(he.deconv_layers[0][0][0].weight.std()) > 0.01
+    assert float(he.conv1.weight.std()) > 0.05
+
+
+@torch.no_grad()
+def test_published_init_leaves_the_hrgr_modules_as_they_start(tiny_widths):
+    full = dict(num_limbs=19, attention="all", multi_scale_fusion=True, completion=True)
+    torch.manual_seed(0)
+    he = HRGRNet(17, **full, **tiny_widths)
+    torch.manual_seed(0)
+    published = HRGRNet(17, **full, init="published", **tiny_widths)
+    added = published.added_module_prefixes()
+    # Same seed, same construction: the added modules' tensors are the very same ...
+    theirs = he.state_dict()
+    for key, value in published.state_dict().items():
+        if any(key.startswith(p + ".") for p in added):
+            assert torch.equal(value, theirs[key]), key
+    assert not published.multi_scale_fusion.mix[-1].weight.any()  # the identity start
+    # ... and everything HigherHRNet has is initialised as published.
+    for name, module in _convolutions(published, skip=added):
+        assert float(module.weight.abs().max()) < 0.01, name
+
+
+def test_published_presets_use_the_published_init():
+    with torch.device("meta"):
+        for name in ("higherhrnet_w32_512", "higherhrnet_w48_640", "hrgr_w32_512", "hrgr_w48_640"):
+            assert create_model(name).init == "published"
+        assert create_model("hrgr_small").init == "he"  # the bundled model was trained so

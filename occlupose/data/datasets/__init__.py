@@ -22,6 +22,7 @@ labelled keypoint outside the image                    marked unlabelled (v=0), 
 image file missing (``check_image_files=True``)        image skipped, counted; all missing
                                                        -> :class:`FileNotFoundError`
 image with no labelled person                          kept (counted) or dropped on request
+image with no person annotation at all                 kept (counted) or dropped on request
 =====================================================  ===================================
 
 With ``strict=True`` every "skipped"/"marked" row raises instead. Counts are logged

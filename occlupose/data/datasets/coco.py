@@ -85,6 +85,7 @@ def load_coco_keypoints(
     category_id: int | None = None,
     check_image_files: bool = True,
     drop_images_without_people: bool = False,
+    drop_images_without_annotations: bool = False,
     strict: bool = False,
 ) -> KeypointDataset:
     """Read a COCO-format person-keypoint annotation file.
@@ -98,7 +99,10 @@ def load_coco_keypoints(
         category_id: which category to read when a file has several with keypoints.
         check_image_files: skip images whose file does not exist (one ``stat`` each).
         drop_images_without_people: leave out images with no labelled, non-crowd person
-            (e.g. for training); they are kept by default (evaluation needs them).
+            (occlupose's training set); they are kept by default (evaluation needs them).
+        drop_images_without_annotations: leave out images without any person annotation
+            (HigherHRNet's training set: images whose only annotations are crowd regions
+            or people without keypoints stay, their loss masks teach "no person here").
         strict: raise :class:`AnnotationError` on the first problem that would
             otherwise be skipped or repaired.
 
@@ -237,10 +241,14 @@ def load_coco_keypoints(
         report.num_crowd += int(record.iscrowd.sum())
         num_labelled = int(record.labelled.sum())
         report.num_labelled_people += num_labelled
+        if record.num_people == 0:
+            report.images_without_annotations += 1
         if num_labelled == 0:
             report.images_without_people += 1
-            if drop_images_without_people:
-                report.dropped_images_without_people += 1
+            if drop_images_without_people or (
+                drop_images_without_annotations and record.num_people == 0
+            ):
+                report.dropped_images += 1
                 continue
         records.append(record)
     if images and len(missing_examples) == len(images):

@@ -104,16 +104,18 @@ class LoadReport:
     skipped_missing_file: int = 0
     keypoints_outside_image: int = 0
     images_without_people: int = 0
-    dropped_images_without_people: int = 0
+    images_without_annotations: int = 0
+    dropped_images: int = 0
 
     def summary(self) -> str:
         text = (
             f"{self.annotation_file}: {self.num_images} images, {self.num_annotations} person "
             f"annotations ({self.num_labelled_people} with keypoints, {self.num_crowd} crowd); "
-            f"{self.images_without_people} images without labelled people"
+            f"{self.images_without_people} images without labelled people "
+            f"({self.images_without_annotations} without any annotation)"
         )
-        if self.dropped_images_without_people:
-            text += " (dropped)"
+        if self.dropped_images:
+            text += f", {self.dropped_images} of them dropped"
         problems = [
             (self.skipped_unknown_image, "annotations with an unknown image id skipped"),
             (self.skipped_malformed, "annotations with malformed keypoints/bbox skipped"),
