@@ -53,6 +53,7 @@ def export(
             half=half,
             pose_prior=predictor.pose_prior,
             decoding=predictor.options.decoding,
+            pixel_convention=predictor.settings.pixel_convention,
         )
         console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return

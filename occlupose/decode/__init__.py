@@ -28,7 +28,13 @@ from occlupose.decode.aggregate import (
     resize_maps,
 )
 from occlupose.decode.assignment import min_cost_assignment
-from occlupose.decode.decoder import DecodeSettings, decode_people, group_people, resolve_grouping
+from occlupose.decode.decoder import (
+    DecodeSettings,
+    decode_people,
+    group_people,
+    pixel_convention_for,
+    resolve_grouping,
+)
 from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
 from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
 from occlupose.decode.prior import PosePrior, fit_reference_pose
@@ -57,6 +63,7 @@ __all__ = [
     "merge_passes_official",
     "min_cost_assignment",
     "nms_heatmaps",
+    "pixel_convention_for",
     "quarter_offsets",
     "resize_maps",
     "resolve_grouping",

@@ -23,7 +23,13 @@ from occlupose.decode.tags import group_by_tags
 from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
 
-__all__ = ["DecodeSettings", "decode_people", "group_people", "resolve_grouping"]
+__all__ = [
+    "DecodeSettings",
+    "decode_people",
+    "group_people",
+    "pixel_convention_for",
+    "resolve_grouping",
+]
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,20 @@ def group_people(
     if pose_prior is not None and len(people):
         people = pose_prior.complete(people)
     return people, scores
+
+
+def pixel_convention_for(heatmap_centres: str) -> Literal["centres", "official"]:
+    """The pixel convention that decodes a network trained on these heatmap targets.
+
+    ``"integer"`` (HigherHRNet's ``int()``-rounded Gaussian centres: peaks half a pixel
+    early on average, which the official +0.5 undoes) -> ``"official"``; ``"subpixel"``
+    (occlupose's exact centres) -> ``"centres"``. ``benchmarks/decode_bias.py`` measures
+    both on ideal networks.
+    """
+    conventions = {"integer": "official", "subpixel": "centres"}
+    if heatmap_centres not in conventions:
+        raise ValueError(f"heatmap_centres must be integer or subpixel, got {heatmap_centres!r}")
+    return conventions[heatmap_centres]
 
 
 def decode_people(

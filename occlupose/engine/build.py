@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from occlupose.data.augment import ColorJitter, OfficialAffine, RandomAffine
 from occlupose.data.datasets import KeypointDataset, from_layout, load_coco_keypoints
 from occlupose.data.occluders import SyntheticOccluders
-from occlupose.decode.prior import PosePrior
+from occlupose.decode import PosePrior, pixel_convention_for
 from occlupose.engine.checkpoint import AtomicCheckpointIO, RunCheckpoints
 from occlupose.engine.config import (
     ConfigError,
@@ -413,7 +413,9 @@ def prepare_training(
             val_records.annotation_file,
             keypoint_set,
             image_ids=[r.image_id for r in val_records.records],
-            settings=config.validation.decode_settings(),
+            settings=config.validation.decode_settings(
+                pixel_convention_for(config.data.heatmap_centres)
+            ),
             report_dir=out_dir / "validation",
         )
     module = PoseTrainingModule(

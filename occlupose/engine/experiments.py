@@ -176,6 +176,7 @@ def train_with_budget(
         model_kwargs=dict(config.model.overrides),
         input_size=config.data.input_size,
         pose_prior=run.module.pose_prior,
+        heatmap_centres=config.data.heatmap_centres,
     )
     return BudgetRun(
         model=run.module.model,

@@ -415,6 +415,8 @@ class PoseTrainingModule(L.LightningModule):
                 preset=config["model"]["preset"],
                 model_kwargs=dict(config["model"].get("overrides") or {}),
                 input_size=int(config["data"]["input_size"]),
+                # How the targets were made decides how the Predictor decodes.
+                heatmap_centres=config["data"].get("heatmap_centres", "subpixel"),
             )
         if self.pose_prior is not None:
             meta.update(self.pose_prior.metadata())

@@ -40,6 +40,7 @@ from occlupose.decode import (
     flip_back_outputs,
     merge_passes,
     merge_passes_official,
+    pixel_convention_for,
     resolve_grouping,
 )
 from occlupose.inference.canvas import official_canvases, official_warp, warp_canvas
@@ -54,7 +55,13 @@ from occlupose.models import (
 )
 from occlupose.structures import KeypointSet, Person, PoseOutputs, get_keypoint_set
 
-__all__ = ["Predictor", "PredictorOptions", "as_rgb_image", "default_decoding"]
+__all__ = [
+    "Predictor",
+    "PredictorOptions",
+    "as_rgb_image",
+    "checkpoint_pixel_convention",
+    "default_decoding",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,14 +112,33 @@ class PredictorOptions:
 def default_decoding(preset: str | None, metadata: dict) -> Decoding:
     """The decoding a checkpoint is meant for.
 
-    What its metadata says; else ``"official"`` for files without occlupose metadata
-    (official checkpoints) and for the HigherHRNet presets; else ``"occlupose"``.
+    What its metadata says; else, for a model occlupose trained on HigherHRNet's
+    ``int()``-rounded targets (``heatmap_centres: integer``), official for the HigherHRNet
+    presets; else ``"official"`` for files without occlupose metadata (official
+    checkpoints) and for the HigherHRNet presets; else ``"occlupose"``.
     """
     if metadata.get("decoding") in ("official", "occlupose"):
         return metadata["decoding"]
-    if not metadata or (preset or "").startswith("higherhrnet"):
+    higherhrnet = (preset or "").startswith("higherhrnet")
+    if metadata.get("heatmap_centres") == "subpixel":
+        return "occlupose"
+    if not metadata or higherhrnet:
         return "official"
     return "occlupose"
+
+
+def checkpoint_pixel_convention(metadata: dict) -> str | None:
+    """The pixel convention a checkpoint's targets call for, when its metadata tells.
+
+    Networks trained on ``int()``-rounded targets (the published recipes) peak half a
+    pixel early, which the official convention's +0.5 undoes; sub-pixel targets want
+    pixel centres (``benchmarks/decode_bias.py`` measures both).
+    """
+    if metadata.get("pixel_convention") in ("centres", "official"):
+        return metadata["pixel_convention"]
+    if metadata.get("heatmap_centres") in ("integer", "subpixel"):
+        return pixel_convention_for(metadata["heatmap_centres"])
+    return None
 
 
 def _model_decoding(model: HRGRNet, keypoint_set: KeypointSet) -> Decoding:
@@ -274,13 +300,13 @@ class Predictor:
             if options.decoding == "auto"
             else options.decoding,
         )
-        if options.decode is None and meta.get("pixel_convention") in ("centres", "official"):
-            # A model trained on int()-rounded targets (the published geometry) decodes
-            # with the official convention whatever the pipeline.
+        convention = checkpoint_pixel_convention(meta)
+        if options.decode is None and convention is not None:
+            # The convention follows the training targets whatever the pipeline.
             defaults = (
                 DecodeSettings.official() if options.decoding == "official" else DecodeSettings()
             )
-            decode = dataclasses.replace(defaults, pixel_convention=meta["pixel_convention"])
+            decode = dataclasses.replace(defaults, pixel_convention=convention)
             options = dataclasses.replace(options, decode=decode)
         pose_prior = PosePrior.from_metadata(meta) if use_pose_prior else None
         return cls(model, keypoint_set, options, device=device, half=half, pose_prior=pose_prior)

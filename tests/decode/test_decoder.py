@@ -12,6 +12,7 @@ from occlupose.decode import (
     group_by_limbs,
     group_by_tags,
     group_people,
+    pixel_convention_for,
     resolve_grouping,
 )
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
@@ -167,3 +168,10 @@ def test_official_settings_are_the_published_ones():
     assert official.max_results is None and not official.sort_by_score
     assert official.pixel_convention == "official"
     assert DecodeSettings.official(min_score=0.2).min_score == 0.2
+
+
+def test_the_pixel_convention_follows_the_training_targets():
+    assert pixel_convention_for("integer") == "official"
+    assert pixel_convention_for("subpixel") == "centres"
+    with pytest.raises(ValueError, match="heatmap_centres must be integer or subpixel"):
+        pixel_convention_for("rounded")

@@ -24,7 +24,10 @@ def _write_recipe(path, config) -> None:
 
 def test_train_writes_checkpoints_and_resumes(tiny_config, synthetic_data, tmp_path):
     recipe = tmp_path / "tiny.yaml"
-    _write_recipe(recipe, tiny_config(synthetic_data, "trainer.max_epochs=1"))
+    # Trained on HigherHRNet's int()-rounded heatmap centres: decoded with their convention.
+    _write_recipe(
+        recipe, tiny_config(synthetic_data, "trainer.max_epochs=1", "data.heatmap_centres=integer")
+    )
     out = tmp_path / "run"
     result = runner.invoke(
         app, ["train", str(recipe), "--out", str(out), "--workers", "0"], env=ENV
@@ -46,6 +49,9 @@ def test_train_writes_checkpoints_and_resumes(tiny_config, synthetic_data, tmp_p
 
     # The checkpoint describes itself: the Predictor rebuilds the trained network from it.
     predictor = Predictor.from_pretrained(out / "checkpoints" / "last.ckpt")
+    assert last["occlupose"]["heatmap_centres"] == "integer"
+    assert predictor.settings.pixel_convention == "official"
+    assert predictor.options.decoding == "occlupose"  # a limb-field model
     state = {k[len("model.") :]: v for k, v in last["state_dict"].items() if k.startswith("model.")}
     torch.testing.assert_close(predictor.model.state_dict(), state)
 

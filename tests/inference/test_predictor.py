@@ -256,6 +256,8 @@ def test_checkpoints_say_how_they_are_decoded(tmp_path):
         "official"
     )
     assert default_decoding("hrgr_small", {"decoding": "official"}) == "official"
+    trained = {"preset": "higherhrnet_w32_512", "heatmap_centres": "subpixel"}
+    assert default_decoding("higherhrnet_w32_512", trained) == "occlupose"
     # An official-layout file (a bare state dict) decodes officially.
     model = _higherhrnet()
     official_file = tmp_path / "official.pth"
