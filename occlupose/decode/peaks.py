@@ -186,7 +186,11 @@ def find_candidates(
         untied = ~np.isin(joint, tied)
         k = min(max_candidates, hw)
         peaks = nms_heatmaps(heatmaps[tied], nms_kernel).reshape(tied.shape[0], -1)
-        values, index = (t.numpy() for t in torch.from_numpy(peaks).topk(k, dim=1))
+        # Row by row: a batched topk hands the rows to a thread pool, whose start-up costs
+        # milliseconds on a busy CPU; each row's result is the same.
+        rows = [torch.from_numpy(row).topk(k) for row in peaks]
+        values = np.stack([r.values.numpy() for r in rows])
+        index = np.stack([r.indices.numpy() for r in rows])
         above = values > threshold
         joint = np.concatenate([joint[untied], np.broadcast_to(tied[:, None], above.shape)[above]])
         flat = np.concatenate([flat[untied], index[above]])

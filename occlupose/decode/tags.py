@@ -179,11 +179,19 @@ def _match_joint(
             table.new_person_by_key(joint, x[i], y[i], score[i], tags[i])
 
 
-# Refinement needs, per person and missing joint, the argmax over the whole map of
-# ``heat - round(||tag - person tag||)``. Maps are cut into runs of pixels (flat order)
-# at two sizes; a run's heat maximum and tag range bound every score inside it, so only
-# runs that can reach a score already found elsewhere are looked at more closely:
-# coarse runs first, then the fine runs inside the coarse ones that pass, then pixels.
+# Refinement needs, per person and missing joint, the first argmax over the whole map of
+# ``heat - round(||tag - person tag||)``. The rounded distance is never negative, so no
+# pixel scores above its heat: once some pixel is known to score ``L``, only pixels whose
+# heat reaches ``L`` can win. The joint's peaks give every person such a score, and
+# usually only a handful of pixels reach it.
+_FULL_MAP_SHARE = 0.25  # above this share of the map, bound runs of pixels instead
+
+
+# When many pixels could still win (noise-like maps, a person whose tag fits no peak),
+# maps are cut into runs of pixels (flat order) at two sizes; a run's heat maximum and
+# tag range bound every score inside it, so only runs that can reach a score already
+# found elsewhere are looked at more closely: coarse runs first, then the fine runs
+# inside the coarse ones that pass, then pixels.
 _FINE = 8
 _COARSE = 64  # a multiple of _FINE
 _SEED_RUNS = 4
@@ -240,13 +248,13 @@ def _least_rounded_distance(lo: np.ndarray, hi: np.ndarray, mean: np.ndarray) ->
     return np.ceil(distance - 0.5 - 1e-4 * (1 + distance + np.abs(mean).sum(axis=-1))).clip(min=0)
 
 
-def _refine_scores(heat, tag, pixels, mean_tag):
+def _pixel_scores(heat, tag, pixels, mean_tag):
     """``heat - round(||tag - mean_tag||)`` at flat ``pixels``, float32 like the reference."""
     diff = tag[pixels] - mean_tag
     return heat[pixels] - np.round(np.sqrt((diff * diff).sum(axis=-1)))
 
 
-def _refine_argmax(heat, tag, bounds: _RunBounds, k: int, seeds, mean_tags) -> np.ndarray:
+def _bounded_argmax(heat, tag, bounds: _RunBounds, k: int, seeds, mean_tags) -> np.ndarray:
     """First flat argmax of the refine score of one joint, for M people at once.
 
     Args:
@@ -267,7 +275,7 @@ def _refine_argmax(heat, tag, bounds: _RunBounds, k: int, seeds, mean_tags) -> n
     promising = np.argpartition(-upper, min(_SEED_RUNS, upper.shape[1]) - 1, axis=1)
     pixels = (promising[:, :_SEED_RUNS, None] * _COARSE + np.arange(_COARSE)).reshape(m, -1)
     pixels = np.concatenate([pixels, np.broadcast_to(seeds, (m, seeds.shape[0]))], axis=1)
-    lower = _refine_scores(heat, tag, pixels, mean_tags[:, None, :]).max(axis=1)
+    lower = _pixel_scores(heat, tag, pixels, mean_tags[:, None, :]).max(axis=1)
     # Every pixel reaching the maximum lies in runs (coarse, then fine) whose bound
     # reaches it too. np.nonzero keeps people sorted and runs in flat order.
     who, coarse = np.nonzero(upper >= lower[:, None])
@@ -278,12 +286,56 @@ def _refine_argmax(heat, tag, bounds: _RunBounds, k: int, seeds, mean_tags) -> n
     pair, sub = np.nonzero(fine_upper >= lower[who][:, None])
     pixels = ((fine[pair, sub] * _FINE)[:, None] + np.arange(_FINE)).reshape(-1)
     owner = np.repeat(who[pair], _FINE)
-    scores = _refine_scores(heat, tag, pixels, mean_tags[owner])
+    scores = _pixel_scores(heat, tag, pixels, mean_tags[owner])
     # Per person: the largest score, and among equal ones the first pixel (np.argmax).
     starts = np.searchsorted(owner, np.arange(m))
     best = np.maximum.reduceat(scores, starts)
     hits = np.flatnonzero(scores == best[owner])
     return pixels[hits[np.searchsorted(owner[hits], np.arange(m))]]
+
+
+def _refine_scores(heat: np.ndarray, tag: np.ndarray, mean_tags: np.ndarray) -> np.ndarray:
+    """``heat - round(||tag - mean_tag||)`` in float32, as the reference computes it.
+
+    Args:
+        heat: (P,) heat of P pixels; tag: (P, D) their tags; mean_tags: (M, D).
+
+    Returns:
+        (M, P) scores.
+    """
+    diff = tag[None] - mean_tags[:, None, :]
+    return heat[None] - np.round(np.sqrt((diff * diff).sum(axis=-1)))
+
+
+def _refine_argmax(heat: np.ndarray, tag: np.ndarray, seeds: np.ndarray, mean_tags: np.ndarray):
+    """First flat argmax of the refine score of one joint's map, for M people.
+
+    Args:
+        heat: (P,) the joint's heatmap, flat; tag: (P, D) its tag map, flat.
+        seeds: flat pixels likely to score well (the joint's peaks), may be empty.
+        mean_tags: (M, D) the people's tags.
+
+    Returns:
+        (M,) flat pixel indices, the same as ``np.argmax`` over each full score map.
+    """
+    count = mean_tags.shape[0]
+    if seeds.size:
+        known = _refine_scores(heat[seeds], tag[seeds], mean_tags).max(axis=1)
+    else:
+        known = np.full(count, -np.inf, np.float32)
+    # Pixels that can still win for the person with the lowest known score, in flat
+    # order: np.argmax over them picks the same pixel as over the whole map.
+    pixels = np.flatnonzero(heat >= known.min())
+    if pixels.size <= _FULL_MAP_SHARE * heat.size:
+        scores = _refine_scores(heat[pixels], tag[pixels], mean_tags)
+        return pixels[scores.argmax(axis=1)]
+    # Noise-like maps, or a person whose tag fits no peak: branch and bound on runs.
+    pad = (-heat.shape[0]) % _COARSE
+    if pad:  # padding never wins: -inf heat, tags that do not widen a run's range
+        heat = np.concatenate([heat, np.full(pad, -np.inf, np.float32)])
+        tag = np.concatenate([tag, np.repeat(tag[-1:], pad, axis=0)])
+    bounds = _RunBounds(heat[None], tag[None])
+    return _bounded_argmax(heat, tag, bounds, 0, seeds, mean_tags)
 
 
 def _refine_missing(
@@ -296,7 +348,7 @@ def _refine_missing(
 ) -> None:
     """Step 5, in place on ``people`` (N, J, 3); ``xi, yi`` (N, J) are integer pixels."""
     num_people, num_joints, _ = people.shape
-    height, width = heatmaps.shape[1:]
+    width = heatmaps.shape[2]
     present = people[:, :, 2] > 0
     missing = ~present & present.any(axis=1, keepdims=True)
     if not missing.any():
@@ -308,20 +360,13 @@ def _refine_missing(
         found = np.flatnonzero(present[n])
         mean_tags[n] = np.mean(tags[found, yi[n, found], xi[n, found]], axis=0)
 
-    joints = np.flatnonzero(missing.any(axis=0))
-    size = height * width
-    pad = (-size) % _COARSE
-    heat = heatmaps[joints].reshape(len(joints), size)
-    tag = tags[joints].reshape(len(joints), size, -1)
-    if pad:  # padding never wins: -inf heat, tags that do not widen a run's range
-        heat = np.concatenate([heat, np.full((len(joints), pad), -np.inf, np.float32)], 1)
-        tag = np.concatenate([tag, np.repeat(tag[:, -1:], pad, axis=1)], 1)
-    bounds = _RunBounds(heat, tag)
-    for k, j in enumerate(joints):
+    for j in np.flatnonzero(missing.any(axis=0)):
         who = np.flatnonzero(missing[:, j])
         peaks = cand.of_joint(j)
         seeds = cand.y[peaks] * width + cand.x[peaks]
-        flat = _refine_argmax(heat[k], tag[k], bounds, k, seeds, mean_tags[who])
+        heat = heatmaps[j].reshape(-1)
+        tag = tags[j].reshape(heat.shape[0], -1)
+        flat = _refine_argmax(heat, tag, seeds, mean_tags[who])
         y, x = np.divmod(flat, width)
         value = heatmaps[j, y, x]
         ok = value > 0

@@ -1,4 +1,4 @@
-"""min_cost_assignment: optimal like scipy, with its own fixed choice among ties."""
+"""min_cost_assignment: optimal like scipy, with the reference solver's choice among ties."""
 
 import numpy as np
 import pytest
@@ -34,6 +34,21 @@ def test_tie_breaking_of_the_reference_solver():
     rows, cols = min_cost_assignment(cost)
     np.testing.assert_array_equal(cols, [1, 0, 3, 4, 5, 2])
     assert cost[rows, cols].sum() == pytest.approx(cost[linear_sum_assignment(cost)].sum())
+
+
+def test_ties_are_broken_as_the_reference_grouping_breaks_them():
+    # HigherHRNet's grouping calls munkres.Munkres().compute on padded cost matrices full
+    # of ties; every pair must be the one it returns.
+    from munkres import Munkres
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        rows, cols = rng.integers(1, 31, 2)
+        cost = np.round(rng.random((rows, cols)) * 3) * 100 - rng.integers(1, 6, (rows, 1)) / 8
+        if rows > cols:
+            cost = np.concatenate([cost, np.full((rows, rows - cols), 1e10)], axis=1)
+        expected = np.array(Munkres().compute(cost.tolist()))
+        np.testing.assert_array_equal(np.c_[min_cost_assignment(cost)], expected)
 
 
 def test_warm_start_takes_the_first_cheapest_free_column():
