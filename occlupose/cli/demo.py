@@ -51,6 +51,9 @@ def demo(
     size: int = typer.Option(256, help="Side of the synthetic scene in pixels."),
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bfloat16 where the CPU has it), fp32 or bf16."
+    ),
 ) -> None:
     """Run the default model on a crowded, occluded scene and show what it finds."""
     import cv2
@@ -64,7 +67,7 @@ def demo(
     from occlupose.inference import as_rgb_image
     from occlupose.visualization import draw_ground_truth, draw_people, side_by_side
 
-    predictor = load_predictor(weights, min_score=0.05)
+    predictor = load_predictor(weights, min_score=0.05, precision=precision)
     kps = predictor.keypoint_set
     out.mkdir(parents=True, exist_ok=True)
 

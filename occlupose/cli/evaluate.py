@@ -154,6 +154,14 @@ def evaluate(
             "checkpoints and HigherHRNet presets).",
         ),
     ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="With --weights: auto (bfloat16 where the CPU has bfloat16 instructions, "
+            "except for official decoding), fp32 or bf16.",
+        ),
+    ] = "auto",
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -237,6 +245,7 @@ def evaluate(
                 flip=flip,
                 scales=scales or [1.0],
                 decoding=decoding,
+                precision=precision,
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -286,6 +295,7 @@ def _run_model(
     flip: bool = True,
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
+    precision: str = "auto",
 ) -> dict[float, list]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
     from rich.progress import Progress
@@ -302,6 +312,7 @@ def _run_model(
         flip=flip,
         scales=scales,
         decoding=decoding,
+        precision=precision,
         use_pose_prior=use_pose_prior,
     )
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)

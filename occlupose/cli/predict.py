@@ -53,6 +53,10 @@ def image_id_for(path: Path, index: int) -> int:
     return int(path.stem) if re.fullmatch(r"\d{1,12}", path.stem) else index
 
 
+PRECISION_HELP = (
+    "The network's arithmetic on a CPU: auto (bfloat16 where the CPU has bfloat16 "
+    "instructions, except for official decoding), fp32, or bf16."
+)
 DECODING_HELP = (
     "official: HigherHRNet's published test path (centred canvas aligned to 64, maps at "
     "input resolution, tags of scale 1; every person kept); occlupose: occlupose's own; "
@@ -70,6 +74,7 @@ def load_predictor(
     flip: bool = True,
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
+    precision: str = "auto",
     min_score: float | None = None,
     detection_threshold: float | None = None,
     use_pose_prior: bool = True,
@@ -85,6 +90,10 @@ def load_predictor(
         raise typer.BadParameter(
             f"scales must be positive, got {list(scales)}", param_hint="--scale"
         )
+    if precision not in ("auto", "fp32", "bf16"):
+        raise typer.BadParameter(
+            f"must be auto, fp32 or bf16, got {precision!r}", param_hint="--precision"
+        )
     if decoding not in ("auto", "official", "occlupose"):
         raise typer.BadParameter(
             f"must be auto, official or occlupose, got {decoding!r}", param_hint="--decoding"
@@ -94,6 +103,7 @@ def load_predictor(
         scales=tuple(scales),
         flip=flip,
         decoding=decoding,
+        precision=precision,
     )
     try:
         predictor = Predictor.from_pretrained(
@@ -106,7 +116,11 @@ def load_predictor(
             use_pose_prior=use_pose_prior,
         )
     except (FileNotFoundError, ValueError) as error:
-        hint = "--decoding" if "decoding=" in str(error) else "--weights"
+        hint = "--weights"
+        if "decoding=" in str(error):
+            hint = "--decoding"
+        elif "precision=" in str(error):
+            hint = "--precision"
         raise typer.BadParameter(str(error), param_hint=hint) from None
     changes = {"min_score": min_score, "detection_threshold": detection_threshold}
     predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
@@ -135,6 +149,7 @@ def predict(
         None, help="Minimum heatmap peak of a joint candidate (default 0.1)."
     ),
     decoding: str = typer.Option("auto", "--decoding", help=DECODING_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
     batch_size: int = typer.Option(
         1, "--batch-size", min=1, help="Video frames per network run (e.g. 8 on a GPU)."
@@ -167,6 +182,7 @@ def predict(
         flip=flip,
         scales=scales,
         decoding=decoding,
+        precision=precision,
         min_score=min_score,
         detection_threshold=detection_threshold,
         use_pose_prior=pose_prior,

@@ -19,6 +19,7 @@ Both end in the one decoder, :func:`occlupose.decode.decode_people`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -53,7 +54,9 @@ from occlupose.models import (
     load_weights,
     read_checkpoint,
 )
+from occlupose.models.fusion import fold_batch_norms
 from occlupose.structures import KeypointSet, Person, PoseOutputs, get_keypoint_set
+from occlupose.utils.hardware import cpu_has_native_bf16
 
 __all__ = [
     "Predictor",
@@ -90,6 +93,14 @@ class PredictorOptions:
             official checkpoints and HigherHRNet models (:func:`default_decoding`).
         decode: grouping and output settings; None takes the decoding's defaults
             (:meth:`DecodeSettings.official` or ``DecodeSettings()``).
+        precision: the network's arithmetic on a CPU: ``"fp32"``, ``"bf16"`` (bfloat16
+            autocast; refused with a warning, and float32 used, where the CPU has no
+            bfloat16 instructions, which would emulate it ten times slower) or ``"auto"``:
+            bfloat16 where the CPU has it, except for ``"official"`` decoding, which
+            reproduces published numbers in float32. On CUDA use ``half``.
+        fuse: run a copy of the network with batch norms folded into the convolutions
+            and channels-last tensors (the same function up to float rounding; faster).
+            ``fuse=False, precision="fp32"`` is the plain network, as trained.
     """
 
     input_size: int | None = None
@@ -98,8 +109,12 @@ class PredictorOptions:
     flip: bool = True
     decoding: Literal["auto", "occlupose", "official"] = "auto"
     decode: DecodeSettings | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    fuse: bool = True
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.decoding not in ("auto", "occlupose", "official"):
             raise ValueError(f"decoding must be auto, official or occlupose, got {self.decoding!r}")
         if not len(self.scales) or any(s <= 0 for s in self.scales):
@@ -238,6 +253,11 @@ class Predictor:
         self.model = model.eval().to(self.device)
         if half:
             self.model.half()
+        self.precision = self._resolve_precision()
+        # What runs: the model itself, or a folded, channels-last copy of it.
+        self.network = self.model
+        if self.options.fuse:
+            self.network = fold_batch_norms(self.model).to(memory_format=torch.channels_last)
         # The grouping in force ("limbs" or "tags"); a head the model lacks is refused now.
         self.grouping = resolve_grouping(
             self.settings.grouping,
@@ -311,6 +331,26 @@ class Predictor:
         pose_prior = PosePrior.from_metadata(meta) if use_pose_prior else None
         return cls(model, keypoint_set, options, device=device, half=half, pose_prior=pose_prior)
 
+    def _resolve_precision(self) -> str:
+        """``"fp32"``, ``"bf16"`` (CPU autocast) or ``"fp16"`` (CUDA half)."""
+        if self.half:
+            return "fp16"
+        wanted = self.options.precision
+        if self.device.type != "cpu":
+            if wanted == "bf16":
+                raise ValueError("precision='bf16' is for CPUs; on CUDA use half=True")
+            return "fp32"
+        native = cpu_has_native_bf16()
+        if wanted == "bf16" and not native:
+            logger.warning(
+                "precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX) "
+                "and would emulate them about ten times slower; running in float32"
+            )
+            return "fp32"
+        if wanted == "auto":
+            return "bf16" if native and self.options.decoding != "official" else "fp32"
+        return wanted
+
     def update_settings(self, **changes) -> None:
         """Change some decode settings (e.g. ``min_score=0.05``), keeping the others."""
         settings = dataclasses.replace(self.settings, **changes)
@@ -350,9 +390,19 @@ class Predictor:
     def _run(self, canvases: Sequence[np.ndarray]) -> tuple[PoseOutputs, PoseOutputs | None]:
         """Network outputs for a batch of canvases (and of their mirror images)."""
         x = torch.cat([self._to_tensor(canvas) for canvas in canvases])
+        if self.options.flip:
+            x = torch.cat([x, x.flip(3)])
+        if self.options.fuse:
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            outputs = self.network(x)
         if not self.options.flip:
-            return self.model(x), None
-        outputs = self.model(torch.cat([x, x.flip(3)]))
+            return outputs, None
         count = len(canvases)
         return outputs.subset(slice(0, count)), outputs.subset(slice(count, 2 * count))
 

@@ -52,7 +52,9 @@ def tiny_model(data_dir):
 
 
 def _predictor(model, scales) -> Predictor:
-    return Predictor(model, COCO_KEYPOINTS, PredictorOptions(input_size=512, scales=scales))
+    # The plain float32 network: the official code's arithmetic, bit for bit.
+    options = PredictorOptions(input_size=512, scales=scales, precision="fp32", fuse=False)
+    return Predictor(model, COCO_KEYPOINTS, options)
 
 
 @pytest.fixture(scope="module")

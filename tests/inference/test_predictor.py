@@ -134,7 +134,7 @@ def test_batched_frames_give_the_maps_and_people_of_single_images(tiny_checkpoin
     frames = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(3)]
     other = rng.integers(0, 256, (80, 48, 3), dtype=np.uint8)  # another size: own batch
     batch_sizes = []
-    hook = predictor.model.register_forward_hook(
+    hook = predictor.network.register_forward_hook(
         lambda module, args, out: batch_sizes.append(args[0].shape[0])
     )
     batched = predictor.maps_batch(frames)
@@ -284,3 +284,37 @@ def test_checkpoints_say_how_they_are_decoded(tmp_path):
     predictor = Predictor.from_pretrained(saved)
     assert predictor.options.decoding == "occlupose" and predictor.options.input_size == 64
     assert predictor.settings == DecodeSettings(pixel_convention="official")
+
+
+def test_fast_path_finds_the_people_of_the_plain_network():
+    from occlupose.data.synthetic import render_scene
+
+    image = render_scene(3, size=256, occlusion="low").image
+    plain = Predictor.from_pretrained(options=PredictorOptions(precision="fp32", fuse=False))
+    fast = Predictor.from_pretrained(options=PredictorOptions(precision="fp32", fuse=True))
+    assert fast.network is not fast.model and plain.network is plain.model
+    expected, found = plain.predict(image), fast.predict(image)
+    assert len(found) == len(expected) > 0
+    for a, b in zip(found, expected, strict=True):
+        assert abs(a.score - b.score) < 1e-4
+        visible = b.keypoints[:, 2] > 0
+        np.testing.assert_array_equal(a.keypoints[:, 2] > 0, visible)
+        assert np.abs(a.keypoints[visible, :2] - b.keypoints[visible, :2]).max() < 0.1
+
+
+def test_bf16_without_native_support_runs_float32_and_says_so(monkeypatch, caplog):
+    import occlupose.inference.predictor as predictor_module
+
+    network = IdealNetwork(PEOPLE, with_limbs=True)
+    monkeypatch.setattr(predictor_module, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING"):
+        predictor = Predictor(network, COCO_KEYPOINTS, PredictorOptions(precision="bf16"))
+    assert predictor.precision == "fp32"
+    assert "no bfloat16 instructions" in caplog.text
+    assert Predictor(network, COCO_KEYPOINTS).precision == "fp32"  # auto
+    monkeypatch.setattr(predictor_module, "cpu_has_native_bf16", lambda: True)
+    assert Predictor(network, COCO_KEYPOINTS).precision == "bf16"  # auto
+    official = PredictorOptions(decoding="official")
+    assert Predictor(_higherhrnet(), COCO_KEYPOINTS, official).precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be auto, fp32 or bf16"):
+        PredictorOptions(precision="fp16")
