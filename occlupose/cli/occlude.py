@@ -119,9 +119,10 @@ def occlude(
         f"(share of visible keypoints covered: {shares})"
     )
     if written.images_without_people:
+        count = written.images_without_people
         console.print(
-            f"{written.images_without_people} images have no person with a visible keypoint; "
-            "they are copied unchanged at every rate"
+            f"{count} {'image has' if count == 1 else 'images have'} no person with a visible "
+            "keypoint: copied unchanged at every rate"
         )
     for name, why in written.skipped:
         console.print(

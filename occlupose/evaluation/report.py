@@ -457,7 +457,7 @@ def print_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], console: Con
     cells = []
     for name, curve in curves.items():
         drop = occlusion_summary(curve)["drop_per_10pct"]
-        cells.append("–" if drop is None else f"{drop:.3f}")
+        cells.append("–" if drop is None else f"{round(drop, 3) + 0.0:.3f}")
         if name in with_covered:
             cells.append("")
     table.add_row("AP drop / 10 %", *cells)

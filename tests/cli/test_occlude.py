@@ -178,6 +178,23 @@ def test_missing_image_is_named_and_the_rest_is_written(subset, tmp_path):
     assert {p["image_id"] for p in manifest["people"]} == {785, 85329, 122469, 204805}
 
 
+def test_images_without_people_are_copied_unchanged(subset, tmp_path):
+    gt = json.loads((subset / "person_keypoints_subset.json").read_text())
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] != 785]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    out = tmp_path / "out"
+    result = _occlude("--ann", str(tmp_path / "gt.json"), "--images", str(subset / "images"),
+                      "--out", str(out), "--rates", "0.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 image has no person with a visible keypoint: copied unchanged" in result.output
+    name = "000000000785.jpg"
+    assert (out / "rate0.50/images" / name).read_bytes() == (subset / "images" / name).read_bytes()
+    other = "000000040083.jpg"
+    assert (out / "rate0.50/images" / other).read_bytes() != (
+        subset / "images" / other
+    ).read_bytes()
+
+
 def test_ground_truth_without_people_or_bad_is_refused(subset, tmp_path):
     gt = json.loads((subset / "person_keypoints_subset.json").read_text())
     for ann in gt["annotations"]:
