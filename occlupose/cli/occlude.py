@@ -98,7 +98,7 @@ def occlude(
         ) as progress:
             task = progress.add_task(f"occluding at {len(rate_list)} rates", total=num_images)
             written = write_occluded_copies(
-                ground_truth,
+                ann,  # the file itself: its text is copied unchanged
                 images,
                 out,
                 rate_list,
