@@ -76,12 +76,12 @@ def occlude(
 ) -> None:
     """Write copies of an image folder with a share of every person's keypoints occluded.
 
-    For each rate R: OUT/rateR/images/ (same file names, so any model's predictor runs on
-    it unchanged), OUT/rateR/annotations.json (the ground truth, unchanged) and
-    OUT/rateR/manifest.json (rate, seed, and per person which keypoints were covered).
-    Score a model's results on them with
-    occlupose eval --results R0.json --curve 0.1=R1.json ... --occluded OUT.
-    """
+    For each rate R: OUT/rateR/images/ (same file names, so any model's predictor runs on it unchanged), OUT/rateR/annotations.json (the ground truth, unchanged) and OUT/rateR/manifest.json (rate, seed, and per person which keypoints were covered).
+
+    Score a model's results on them with occlupose eval --results R0.json --curve 0.1=R1.json ... --occluded OUT.
+
+    Images that cannot be read are named, left out of the copies and of their annotations.json, and the command exits with status 1.
+    """  # noqa: E501 (one line per paragraph: the help output wraps them)
     from occlupose.evaluation.inputs import EvaluationError, load_json
     from occlupose.evaluation.occluded_dataset import write_occluded_copies
 
