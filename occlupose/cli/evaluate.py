@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from occlupose.cli.app import app
+from occlupose.cli.occlude import parse_rates
 from occlupose.evaluation.inputs import EvaluationError, load_json
 from occlupose.evaluation.occlusion import (
     DEFAULT_OCCLUSION_BINS,
@@ -49,6 +50,10 @@ def _parse_curve(entries: list[str], default_name: str) -> dict[str, dict[float,
                 f"expected [NAME:]RATE=PATH with a numeric RATE, got {entry!r}",
                 param_hint="--curve",
             ) from None
+        if not 0.0 <= rate <= 1.0:
+            raise typer.BadParameter(
+                f"occlusion rate {rate:g} in {entry!r} is outside [0, 1]", param_hint="--curve"
+            )
         curves.setdefault(name or default_name, {})[rate] = path
     return curves
 
@@ -77,6 +82,60 @@ def _infer_dataset(ground_truth: dict, ann_path: str) -> str:
         f"{ann_path}: keypoints {list(keypoint_set.keypoint_names)} are neither COCO's nor "
         "CrowdPose's; register a KeypointSet with its OKS sigmas and pass --dataset NAME"
     )
+
+
+def _covered_from_manifests(
+    path: Path, ground_truth: dict, ann_path: str, rates: set[float]
+) -> dict[float, dict[int, list[int]]]:
+    """Covered keypoints per rate from ``occlupose occlude`` manifests, checked against
+    the ground truth and the rates the curves need."""
+    from occlupose.evaluation.occluded_dataset import load_manifests
+
+    manifests = load_manifests(path)
+    images = ground_truth.get("images") if isinstance(ground_truth, dict) else None
+    gt_images = {im.get("id") for im in images or [] if isinstance(im, dict)}
+    gt_people = {
+        a.get("id"): a.get("image_id")
+        for a in ground_truth.get("annotations") or []
+        if isinstance(a, dict)
+    }
+    covered = {}
+    for rate, manifest in manifests.items():
+        where = manifest["path"]
+        occluded = set(manifest["image_ids"])
+        if occluded != gt_images:
+            missing = sorted(gt_images - occluded, key=str)
+            extra = sorted(occluded - gt_images, key=str)
+            if missing:
+                detail = f"{len(missing)} ground-truth images are not in it (e.g. {missing[0]})"
+            else:
+                detail = f"it has {len(extra)} images not in the ground truth (e.g. {extra[0]})"
+            hint = (
+                f" (skipped when it was written: evaluate against "
+                f"{Path(where).parent / 'annotations.json'})"
+                if missing and manifest.get("skipped")
+                else ""
+            )
+            raise EvaluationError(
+                f"{where}: the occluded set does not match the ground truth {ann_path}: "
+                f"{detail}{hint}"
+            )
+        for person in manifest["people"]:
+            if gt_people.get(person.get("annotation_id")) != person.get("image_id"):
+                raise EvaluationError(
+                    f"{where}: person {person.get('annotation_id')} of image "
+                    f"{person.get('image_id')} is not in the ground truth {ann_path}; "
+                    "the manifest was written from other annotations"
+                )
+        covered[rate] = {p["annotation_id"]: p["covered"] for p in manifest["people"]}
+    missing_rates = sorted(r for r in rates if r > 0 and r not in covered)
+    if missing_rates:
+        raise EvaluationError(
+            f"{path}: no manifest for occlusion rate {missing_rates[0]:g} "
+            f"(it has {', '.join(f'{r:g}' for r in sorted(covered))}); "
+            "were the results made on images occluded with another --rates?"
+        )
+    return covered
 
 
 def _load_sweep(entry: str) -> tuple[str, list]:
@@ -195,6 +254,14 @@ def evaluate(
             "(controlled occlusion); NAME defaults to the main model.",
         ),
     ] = None,
+    occluded: Annotated[
+        Path | None,
+        typer.Option(
+            "--occluded",
+            help="With --curve: the folder written by occlupose occlude; reports the share "
+            "of the covered keypoints each model still localised.",
+        ),
+    ] = None,
     sweep: Annotated[
         list[str] | None,
         typer.Option(
@@ -228,9 +295,10 @@ def evaluate(
         dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
         get_keypoint_set(dataset_name)
         model_curves: dict[str, dict[float, object]] = {}
+        covered_per_model: dict[str, dict] = {}
         if weights is not None:
-            rates = [float(r) for r in occlude.split(",")] if occlude else []
-            run = _run_model(
+            rates = parse_rates(occlude, "--occlude") if occlude else []
+            run, run_covered = _run_model(
                 weights,
                 preset,
                 dataset_name,
@@ -250,6 +318,7 @@ def evaluate(
             results_per_model = {model_name: run.pop(0.0)}
             if run:
                 model_curves[model_name] = {0.0: results_per_model[model_name], **run}
+                covered_per_model[model_name] = run_covered
         else:
             results_per_model = {model_name: str(results)}
         for entry in compare or []:
@@ -258,13 +327,28 @@ def evaluate(
                 raise typer.BadParameter(f"model name {other!r} used twice", param_hint="--compare")
             results_per_model[other] = path
         precomputed = dict(_load_sweep(entry) for entry in sweep or [])
+        curves = _parse_curve(curve or [], model_name)
+        for other, per_rate in curves.items():
+            if other in results_per_model:  # results on the unoccluded images: rate 0
+                per_rate.setdefault(0.0, results_per_model[other])
+        covered = None
+        if occluded is not None:
+            if not curves:
+                raise typer.BadParameter(
+                    "--occluded needs --curve RATE=RESULTS.json (results on the occluded images)",
+                    param_hint="--occluded",
+                )
+            needed = {rate for per_rate in curves.values() for rate in per_rate}
+            covered = _covered_from_manifests(occluded, ground_truth, str(ann), needed)
         report_models(
             ground_truth,
             results_per_model,
             dataset_name,
             gt_name=str(ann),
             out_dir=out,
-            curves={**_parse_curve(curve or [], model_name), **model_curves},
+            curves={**curves, **model_curves},
+            covered=covered,
+            covered_per_model=covered_per_model,
             precomputed_curves=precomputed,
             console=console,
             occlusion_bins=_parse_edges(occlusion_bins, "--occlusion-bins")
@@ -296,11 +380,13 @@ def _run_model(
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
     precision: str = "auto",
-) -> dict[float, list]:
-    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
+) -> tuple[dict[float, list], dict[float, dict[int, list[int]]]]:
+    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``,
+    and the keypoints covered at each rate (annotation id -> keypoint indices)."""
     from rich.progress import Progress
 
     from occlupose.cli.predict import load_predictor
+    from occlupose.evaluation.occluded_dataset import covered_keypoints
     from occlupose.inference.dataset import predict_dataset
     from occlupose.utils.io import atomic_write_json
 
@@ -317,9 +403,16 @@ def _run_model(
     )
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
     runs: dict[float, list] = {}
+    covered: dict[float, dict[int, list[int]]] = {}
     with Progress(console=error_console) as progress:
         for rate in [0.0, *[r for r in rates if r != 0.0]]:
             task = progress.add_task(f"occlusion {rate:.2f}", total=num_images)
+            covered_here: dict[int, list[int]] = {}
+
+            def note(annotations, hidden, image_size, covered_here=covered_here):
+                for person in covered_keypoints(annotations, hidden, image_size):
+                    covered_here[person["annotation_id"]] = person["covered"]
+
             found, failures = predict_dataset(
                 predictor,
                 ground_truth,
@@ -328,12 +421,15 @@ def _run_model(
                 seed=seed,
                 limit=limit,
                 on_image=lambda task=task: progress.advance(task),
+                on_occlusion=note,
             )
             for path, why in failures:
                 progress.console.print(f"[yellow]skipped {path}: {why}[/yellow]")
             runs[rate] = found
+            if rate:
+                covered[rate] = covered_here
             atomic_write_json(out / f"results_occlusion{rate:.2f}.json", found)
-    return runs
+    return runs, covered
 
 
 def _print_error(message: str) -> None:

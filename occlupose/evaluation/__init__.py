@@ -10,6 +10,8 @@ Quick use::
     # + AP per crowd-index / overlap bin and visible vs hidden keypoint rates
 
 Inference code evaluates ``{image_id: [Person, ...]}`` with :func:`evaluate_people`.
+Any other model is tested under occlusion on the copies :func:`write_occluded_copies`
+writes (``occlupose occlude``).
 """
 
 from occlupose.evaluation.coco_eval import (
@@ -20,8 +22,9 @@ from occlupose.evaluation.coco_eval import (
     evaluate_keypoints,
     get_protocol,
 )
-from occlupose.evaluation.controlled_occlusion import occlude_image
+from occlupose.evaluation.controlled_occlusion import OCCLUDER_KINDS, occlude_image
 from occlupose.evaluation.inputs import EvaluationError
+from occlupose.evaluation.occluded_dataset import load_manifests, write_occluded_copies
 from occlupose.evaluation.occlusion import (
     DEFAULT_CROWD_INDEX_BINS,
     DEFAULT_OCCLUSION_BINS,
@@ -29,6 +32,7 @@ from occlupose.evaluation.occlusion import (
     Bin,
     ap_per_bin,
     bins_from_edges,
+    covered_keypoint_localisation,
     keypoint_localisation,
     labelled_poses,
     visible_keypoint_oracle,
@@ -37,6 +41,7 @@ from occlupose.evaluation.report import (
     evaluate_occlusion_curve,
     evaluate_people,
     evaluate_results,
+    occlusion_summary,
     people_to_results,
     report_models,
     write_report,
@@ -52,8 +57,10 @@ __all__ = [
     "EvaluationError",
     "EvaluationProtocol",
     "KeypointCOCOeval",
+    "OCCLUDER_KINDS",
     "ap_per_bin",
     "bins_from_edges",
+    "covered_keypoint_localisation",
     "evaluate_keypoints",
     "evaluate_occlusion_curve",
     "evaluate_people",
@@ -61,9 +68,12 @@ __all__ = [
     "get_protocol",
     "keypoint_localisation",
     "labelled_poses",
+    "load_manifests",
     "occlude_image",
+    "occlusion_summary",
     "people_to_results",
     "report_models",
     "visible_keypoint_oracle",
+    "write_occluded_copies",
     "write_report",
 ]

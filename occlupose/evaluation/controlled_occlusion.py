@@ -11,9 +11,12 @@ How a person is occluded (coordinates are COCO's: pixel centres at integer ``x, 
 * ``k`` of its ``n`` visible (``v = 2``, inside the image) keypoints are chosen at random,
   ``k = rate * n`` rounded stochastically, so the expected covered fraction is ``rate``;
 * each chosen keypoint gets one occluder: an ellipse, rotated rectangle or irregular
-  polygon filled with a random texture (noise, stripes, checks or smooth blobs), whose
-  size is drawn relative to the person's scale ``sqrt(box w * h)`` and capped so that no
-  visible keypoint that was not chosen (of this or another person) is covered.
+  polygon whose size is drawn relative to the person's scale ``sqrt(box w * h)`` and
+  capped so that no visible keypoint that was not chosen (of this or another person) is
+  covered. It is filled, by ``kind``, with a random texture (``"textured"``: noise,
+  stripes, checks or smooth blobs), with a patch of the same photo cut from elsewhere
+  (``"patches"``: real pixels, often a piece of background or of another person), or
+  with either at random (``"mixed"``).
 
 When keypoints are too close together for that (tiny people), a chosen keypoint is still
 covered and its neighbour may be covered with it; the returned mask is measured on the
@@ -31,7 +34,10 @@ import numpy as np
 
 from occlupose.structures.keypoint_set import KeypointSet
 
-__all__ = ["occlude_image"]
+__all__ = ["OCCLUDER_KINDS", "occlude_image"]
+
+#: What occluders are filled with (see the module docstring).
+OCCLUDER_KINDS = ("textured", "patches", "mixed")
 
 _SHIFT = 4  # fractional bits of polygon vertices given to cv2.fillPoly
 _MARGIN = 1.5  # pixels kept between an occluder and a keypoint it must not cover
@@ -109,6 +115,31 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(tex, 0, 255).astype(np.uint8)
 
 
+def _photo_patch(
+    rng: np.random.Generator, image: np.ndarray, x0: int, y0: int, h: int, w: int
+) -> np.ndarray:
+    """An (h, w, 3) piece of ``image`` that overlaps the window at ``x0, y0`` least.
+
+    Of four random positions the one with the smallest overlap is taken (the first
+    without any); a window as large as the image is mirrored so it still differs.
+    """
+    height, width = image.shape[:2]
+    best, best_overlap = (0, 0), None
+    for _ in range(4):
+        py = int(rng.integers(0, height - h + 1))
+        px = int(rng.integers(0, width - w + 1))
+        overlap = max(0, min(px + w, x0 + w) - max(px, x0)) * max(
+            0, min(py + h, y0 + h) - max(py, y0)
+        )
+        if best_overlap is None or overlap < best_overlap:
+            best, best_overlap = (px, py), overlap
+        if overlap == 0:
+            break
+    px, py = best
+    patch = image[py : py + h, px : px + w]
+    return patch[::-1, ::-1] if best_overlap == h * w else patch
+
+
 def _choose_targets(
     rng: np.random.Generator,
     points: np.ndarray,
@@ -150,6 +181,7 @@ def occlude_image(
     *,
     image_id: object | None = None,
     size_range: tuple[float, float] = (0.08, 0.18),
+    kind: str = "textured",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cover about ``rate`` of each person's visible keypoints with textured occluders.
 
@@ -165,6 +197,10 @@ def occlude_image(
         image_id: the image's id; default: the ``image_id`` of the annotations.
         size_range: occluder size (farthest extent from its centre) as a fraction of
             the person scale ``sqrt(box w * h)``, before capping.
+        kind: what occluders are filled with, one of :data:`OCCLUDER_KINDS`:
+            ``"textured"`` (random textures), ``"patches"`` (pieces of this image from
+            elsewhere) or ``"mixed"`` (either, at random per occluder). The shapes,
+            positions and covered keypoints do not depend on it.
 
     Returns:
         ``(occluded, hidden)``: the occluded (H, W, 3) uint8 copy, and an (N, J) bool
@@ -176,6 +212,8 @@ def occlude_image(
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"occlusion rate must be in [0, 1], got {rate}")
+    if kind not in OCCLUDER_KINDS:
+        raise ValueError(f"occluder kind must be one of {', '.join(OCCLUDER_KINDS)}, got {kind!r}")
     h, w = image.shape[:2]
     num_joints = keypoint_set.num_keypoints
     keypoints = np.zeros((len(annotations), num_joints, 3), dtype=np.float64)
@@ -202,6 +240,8 @@ def occlude_image(
         return occluded, np.zeros((len(annotations), num_joints), dtype=bool)
 
     rng = np.random.default_rng(_image_seed(seed, image_id))
+    # Patches draw from a stream of their own, so that every kind covers the same spots.
+    patch_rng = np.random.default_rng(_image_seed(seed, image_id).spawn(1)[0])
     visible = (keypoints[..., 2] == 2) & inside
     for n, ann in enumerate(annotations):
         if ann.get("iscrowd", 0):
@@ -241,6 +281,8 @@ def occlude_image(
         fixed = np.rint((vertices - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
         cv2.fillPoly(local, [fixed], 1, lineType=cv2.LINE_8, shift=_SHIFT)
         texture = _texture(rng, y1 - y0, x1 - x0)
+        if kind == "patches" or (kind == "mixed" and patch_rng.random() < 0.5):
+            texture = _photo_patch(patch_rng, image, x0, y0, y1 - y0, x1 - x0)
         region = occluded[y0:y1, x0:x1]
         region[local > 0] = texture[local > 0]
         mask[y0:y1, x0:x1] |= local

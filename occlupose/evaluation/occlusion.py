@@ -35,6 +35,7 @@ __all__ = [
     "Bin",
     "ap_per_bin",
     "bins_from_edges",
+    "covered_keypoint_localisation",
     "crowd_index_per_image",
     "keypoint_localisation",
     "labelled_poses",
@@ -280,6 +281,42 @@ def ap_per_bin(
     return rows
 
 
+def _match_threshold(evaluator: KeypointCOCOeval, match_oks: float) -> int:
+    t = np.flatnonzero(np.isclose(evaluator.params.iouThrs, match_oks))
+    if t.size == 0:
+        raise ValueError(
+            f"match_oks {match_oks} is not one of the OKS thresholds {evaluator.params.iouThrs}"
+        )
+    return int(t[0])
+
+
+def _keypoint_similarities(evaluator: KeypointCOCOeval, t: int):
+    """Each evaluated ground-truth person with its per-keypoint similarities.
+
+    Yields ``(gt annotation, ks)`` for every person pycocotools does not ignore (all
+    area ranges), with ``ks`` the (J,) similarities to the detection matched to it at
+    OKS threshold index ``t``, or None when no detection matched.
+    """
+    p = evaluator.params
+    variances = (2.0 * np.asarray(p.kpt_oks_sigmas)) ** 2
+    all_range = list(p.areaRng[p.areaRngLbl.index("all")])
+    for e in evaluator.evalImgs:
+        if e is None or list(e["aRng"]) != all_range:
+            continue
+        for gt_id, dt_id, ignored in zip(e["gtIds"], e["gtMatches"][t], e["gtIgnore"], strict=True):
+            if ignored:
+                continue
+            gt = evaluator.cocoGt.anns[gt_id]
+            if dt_id == 0:
+                yield gt, None
+                continue
+            dt = evaluator.cocoDt.anns[int(dt_id)]
+            g = np.asarray(gt["keypoints"], dtype=np.float64).reshape(-1, 3)
+            d = np.asarray(dt["keypoints"], dtype=np.float64).reshape(-1, 3)
+            sq_dist = ((d[:, :2] - g[:, :2]) ** 2).sum(axis=1)
+            yield gt, np.exp(-sq_dist / variances / (gt["area"] + np.spacing(1)) / 2.0)
+
+
 def keypoint_localisation(
     evaluator: KeypointCOCOeval,
     *,
@@ -300,33 +337,17 @@ def keypoint_localisation(
         ``mean_ks`` and ``rate`` mapping each threshold (as a string) to the fraction
         with ``ks >= threshold`` (None when ``count`` is 0).
     """
-    p = evaluator.params
-    t = np.flatnonzero(np.isclose(p.iouThrs, match_oks))
-    if t.size == 0:
-        raise ValueError(f"match_oks {match_oks} is not one of the OKS thresholds {p.iouThrs}")
-    t = int(t[0])
-    variances = (2.0 * np.asarray(p.kpt_oks_sigmas)) ** 2
-    all_range = list(p.areaRng[p.areaRngLbl.index("all")])
+    t = _match_threshold(evaluator, match_oks)
     ks_by_flag: dict[int, list[np.ndarray]] = defaultdict(list)
     num_people = num_matched = 0
-    for e in evaluator.evalImgs:
-        if e is None or list(e["aRng"]) != all_range:
+    for gt, ks in _keypoint_similarities(evaluator, t):
+        num_people += 1
+        if ks is None:
             continue
-        for gt_id, dt_id, ignored in zip(e["gtIds"], e["gtMatches"][t], e["gtIgnore"], strict=True):
-            if ignored:
-                continue
-            num_people += 1
-            if dt_id == 0:
-                continue
-            num_matched += 1
-            gt = evaluator.cocoGt.anns[gt_id]
-            dt = evaluator.cocoDt.anns[int(dt_id)]
-            g = np.asarray(gt["keypoints"], dtype=np.float64).reshape(-1, 3)
-            d = np.asarray(dt["keypoints"], dtype=np.float64).reshape(-1, 3)
-            sq_dist = ((d[:, :2] - g[:, :2]) ** 2).sum(axis=1)
-            ks = np.exp(-sq_dist / variances / (gt["area"] + np.spacing(1)) / 2.0)
-            for flag in (1, 2):
-                ks_by_flag[flag].append(ks[g[:, 2] == flag])
+        num_matched += 1
+        flags = np.asarray(gt["keypoints"], dtype=np.float64).reshape(-1, 3)[:, 2]
+        for flag in (1, 2):
+            ks_by_flag[flag].append(ks[flags == flag])
 
     def rates(flag: int) -> dict:
         ks = np.concatenate(ks_by_flag[flag]) if ks_by_flag[flag] else np.zeros(0)
@@ -340,9 +361,56 @@ def keypoint_localisation(
         }
 
     return {
-        "match_oks": float(p.iouThrs[t]),
+        "match_oks": float(evaluator.params.iouThrs[t]),
         "people": num_people,
         "matched_people": num_matched,
         "visible": rates(2),
         "hidden": rates(1),
+    }
+
+
+def covered_keypoint_localisation(
+    evaluator: KeypointCOCOeval,
+    covered: Mapping[int, Sequence[int]],
+    *,
+    match_oks: float = 0.5,
+    ks_threshold: float = 0.5,
+) -> dict:
+    """How many of the keypoints that controlled occlusion covered a model still found.
+
+    Args:
+        evaluator: an evaluated :class:`KeypointCOCOeval` of the results on the occluded
+            images (ground truth unchanged).
+        covered: ground-truth annotation id -> indices of its keypoints that were
+            covered (a manifest's ``people``, see
+            :mod:`~occlupose.evaluation.occluded_dataset`).
+        match_oks: OKS at which detections are matched to people (as in
+            :func:`keypoint_localisation`).
+        ks_threshold: a covered keypoint counts as localised when the matched
+            detection's keypoint has similarity ``ks >= ks_threshold`` with it.
+
+    Returns:
+        ``{"count", "localised", "matched_count", "localised_of_matched",
+        "ks_threshold", "match_oks"}``: ``localised`` is the share of all covered
+        keypoints that were localised (a keypoint of a person no detection matched is
+        not); ``localised_of_matched`` the share among the ``matched_count`` covered
+        keypoints of matched people. Shares are None when there is nothing to count.
+    """
+    t = _match_threshold(evaluator, match_oks)
+    count = matched = found = 0
+    for gt, ks in _keypoint_similarities(evaluator, t):
+        joints = list(covered.get(gt["id"], ()))
+        if not joints:
+            continue
+        count += len(joints)
+        if ks is not None:
+            matched += len(joints)
+            found += int((ks[joints] >= ks_threshold).sum())
+    return {
+        "match_oks": float(evaluator.params.iouThrs[t]),
+        "ks_threshold": float(ks_threshold),
+        "count": count,
+        "localised": found / count if count else None,
+        "matched_count": matched,
+        "localised_of_matched": found / matched if matched else None,
     }

@@ -71,27 +71,73 @@ def plot_ap_vs_occlusion(
     path: str | Path,
     *,
     metric: str = "AP",
+    spread: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> Path:
     """``metric`` against controlled occlusion rate, one line per model.
 
+    When curve entries carry ``"covered"`` (the keypoints the occluders covered, see
+    :func:`~occlupose.evaluation.report.evaluate_occlusion_curve`), a second panel
+    shows the share of them each model still localised. Legend entries give each
+    model's drop per 10 % occlusion (:func:`~occlupose.evaluation.report.occlusion_summary`).
+
     Args:
-        curves: model name -> ``[{"rate": r, "metrics": {...}}, ...]`` as returned by
-            :func:`~occlupose.evaluation.report.evaluate_occlusion_curve`.
+        curves: model name -> ``[{"rate": r, "metrics": {...}, "covered": {...}}, ...]``
+            as returned by :func:`~occlupose.evaluation.report.evaluate_occlusion_curve`.
         path: PNG to write.
         metric: which metric to plot.
+        spread: model name -> entries of the same form holding half-ranges (or other
+            error bars) of the plotted values, drawn as error bars (e.g. over seeds).
     """
-    fig, ax = _figure(5.5, 3.8)
+    from occlupose.evaluation.report import occlusion_summary
+
+    covered = any("covered" in c for curve in curves.values() for c in curve)
+    fig = Figure(figsize=(10.5 if covered else 5.5, 3.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 if covered else 1, squeeze=False)[0]
+    spread = spread or {}
     for name, curve in curves.items():
+        drop = occlusion_summary(curve, metric)["drop_per_10pct"]
+        label = name if drop is None else f"{name} ({metric} drop {drop:.3f} / 10 %)"
         points = sorted((c["rate"], c["metrics"][metric]) for c in curve)
         rates, values = zip(*points, strict=True)
-        ax.plot(rates, values, marker="o", label=name)
-    ax.set_xlabel("fraction of visible keypoints occluded")
-    ax.set_ylabel(metric)
-    ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        errors = _errors(spread.get(name), rates, lambda c: c["metrics"][metric])
+        axes[0].errorbar(rates, values, yerr=errors, marker="o", capsize=3, label=label)
+        if covered:
+            found = sorted(
+                (c["rate"], c["covered"]["localised"])
+                for c in curve
+                if c.get("covered", {}).get("localised") is not None
+            )
+            if found:
+                rates, values = zip(*found, strict=True)
+                errors = _errors(spread.get(name), rates, lambda c: c["covered"]["localised"])
+                axes[1].errorbar(rates, values, yerr=errors, marker="o", capsize=3, label=name)
+    axes[0].set_ylabel(metric)
+    if covered:
+        axes[1].set_ylabel("covered keypoints localised (ks ≥ 0.5)")
+        axes[1].set_title("the keypoints under the occluders", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("fraction of visible keypoints occluded")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    if covered:
+        axes[1].set_xlim(axes[0].get_xlim())
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _errors(spread_curve, rates, value) -> list[float] | None:
+    if not spread_curve:
+        return None
+    by_rate = {c["rate"]: c for c in spread_curve}
+    errors = []
+    for rate in rates:
+        try:
+            errors.append(float(value(by_rate[rate])))
+        except (KeyError, TypeError):
+            errors.append(0.0)
+    return errors
 
 
 def plot_keypoint_localisation(

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -40,6 +41,7 @@ from occlupose.evaluation.occlusion import (
     DEFAULT_OVERLAP_BINS,
     Bin,
     ap_per_bin,
+    covered_keypoint_localisation,
     crowd_index_per_image,
     keypoint_localisation,
     occlusion_rate_per_person,
@@ -54,6 +56,7 @@ __all__ = [
     "evaluate_occlusion_curve",
     "evaluate_people",
     "evaluate_results",
+    "occlusion_summary",
     "people_to_results",
     "print_curves",
     "print_report",
@@ -144,29 +147,60 @@ def evaluate_occlusion_curve(
     dataset: str | KeypointSet | EvaluationProtocol = "coco",
     *,
     gt_name: str | None = None,
+    covered: Mapping[float, Mapping[int, Sequence[int]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Metrics at each controlled occlusion rate: ``[{"rate", "results", "metrics"}, ...]``.
 
     ``results_per_rate`` maps an occlusion rate (see
     :func:`~occlupose.evaluation.controlled_occlusion.occlude_image`) to the results of
     the model on the images occluded at that rate; the ground truth is the same for all.
+    ``covered`` maps a rate to the keypoints occluded at it (annotation id -> keypoint
+    indices, from the manifests of :mod:`~occlupose.evaluation.occluded_dataset`); the
+    entries of those rates get ``"covered"``: how many of them the model still
+    localised (:func:`~occlupose.evaluation.occlusion.covered_keypoint_localisation`).
     """
     protocol = get_protocol(dataset)
     gt_name = gt_name or source_name(ground_truth)
     if isinstance(ground_truth, str | os.PathLike):
         ground_truth = load_json(ground_truth)  # parse once for all rates
+    covered = covered or {}
     curve = []
     for rate in sorted(results_per_rate):
         results = results_per_rate[rate]
         evaluator = make_evaluator(ground_truth, results, protocol, gt_name=gt_name)
-        curve.append(
-            {
-                "rate": float(rate),
-                "results": source_name(results),
-                "metrics": compute_metrics(evaluator, gt_name),
-            }
-        )
+        entry = {
+            "rate": float(rate),
+            "results": source_name(results),
+            "metrics": compute_metrics(evaluator, gt_name),
+        }
+        if rate in covered:
+            entry["covered"] = covered_keypoint_localisation(evaluator, covered[rate])
+        curve.append(entry)
     return curve
+
+
+def occlusion_summary(curve: Sequence[Mapping[str, Any]], metric: str = "AP") -> dict[str, Any]:
+    """How fast a model loses ``metric`` as occlusion grows, from its curve.
+
+    ``drop_per_10pct`` is minus the slope of the least-squares line through
+    ``(rate, metric)``, times 0.1: the metric lost per 10 % more of every person's
+    visible keypoints covered (positive = worse under occlusion; None with fewer than
+    two rates). ``covered_localised`` maps each rate with covered-keypoint data to the
+    share of covered keypoints localised.
+    """
+    points = [(c["rate"], c["metrics"].get(metric)) for c in curve]
+    points = [(r, v) for r, v in points if v is not None and v >= 0]
+    drop = None
+    if len({r for r, _ in points}) >= 2:
+        rates, values = np.array(points, dtype=np.float64).T
+        drop = float(-np.polyfit(rates, values, 1)[0] * 0.1)
+    return {
+        "metric": metric,
+        "drop_per_10pct": drop,
+        "covered_localised": {
+            f"{c['rate']:g}": c["covered"]["localised"] for c in curve if "covered" in c
+        },
+    }
 
 
 def people_to_results(
@@ -201,6 +235,8 @@ def report_models(
     out_dir: str | Path | None = None,
     curves: Mapping[str, Mapping[float, ResultsSource]] | None = None,
     precomputed_curves: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    covered: Mapping[float, Mapping[int, Sequence[int]]] | None = None,
+    covered_per_model: Mapping[str, Mapping[float, Mapping[int, Sequence[int]]]] | None = None,
     console: Console | None = None,
     gt_name: str | None = None,
     **kwargs: Any,
@@ -215,13 +251,18 @@ def report_models(
         curves: model name -> {occlusion rate -> results on images occluded at it}.
         precomputed_curves: model name -> an already evaluated curve (the
             ``controlled_occlusion`` entry of an earlier report).
+        covered: occlusion rate -> the keypoints covered at it (annotation id ->
+            keypoint indices; the manifests of ``occlupose occlude``), for every
+            model's curve: adds the share of covered keypoints still localised.
+        covered_per_model: the same for one model only (overrides ``covered``).
         console: where tables go (default: stdout).
         gt_name: how messages and the report call the ground truth (default: its path).
         **kwargs: passed to :func:`evaluate_results` (bins, thresholds).
 
     Returns:
         ``{"dataset", "ground_truth", "models": {name: report}, "controlled_occlusion":
-        {name: curve}, "files": [...]}``, the content of ``report.json``.
+        {name: curve}, "occlusion_summary": {name: summary}, "files": [...]}``, the
+        content of ``report.json`` (summaries: :func:`occlusion_summary`).
     """
     from occlupose.evaluation import plots  # matplotlib only when a report is written
 
@@ -250,10 +291,17 @@ def report_models(
         for name, per_rate in curves.items():
             progress.update(task, description=f"occlusion curve of {name}")
             combined["controlled_occlusion"][name] = evaluate_occlusion_curve(
-                ground_truth, per_rate, protocol, gt_name=gt_name
+                ground_truth,
+                per_rate,
+                protocol,
+                gt_name=gt_name,
+                covered=(covered_per_model or {}).get(name, covered),
             )
             progress.advance(task, len(per_rate))
 
+    combined["occlusion_summary"] = {
+        name: occlusion_summary(curve) for name, curve in combined["controlled_occlusion"].items()
+    }
     print_report(combined["models"], console)
     if combined["controlled_occlusion"]:
         print_curves(combined["controlled_occlusion"], console)
@@ -376,20 +424,41 @@ def print_report(reports: Mapping[str, Mapping[str, Any]], console: Console | No
 
 
 def print_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], console: Console) -> None:
-    """Print AP against controlled occlusion rate, one column per model."""
+    """Print AP (and covered keypoints localised) against controlled occlusion rate,
+    models side by side, with each model's AP drop per 10 % occlusion."""
     rates = sorted({c["rate"] for curve in curves.values() for c in curve})
-    table = Table(
-        title="AP under controlled occlusion",
-        caption="rate: fraction of visible keypoints covered",
-        title_justify="left",
+    with_covered = {n for n, curve in curves.items() if any("covered" in c for c in curve)}
+    ks = next(
+        (c["covered"]["ks_threshold"] for n in with_covered for c in curves[n] if "covered" in c),
+        0.5,
     )
+    caption = "rate: fraction of every person's visible keypoints covered"
+    if with_covered:
+        caption += (
+            f"; covered found: share of the covered keypoints localised (ks ≥ {ks:g}, "
+            "missed people count as not found)"
+        )
+    caption += "; AP drop: least-squares slope x 0.1"
+    table = Table(title="AP under controlled occlusion", caption=caption, title_justify="left")
     table.add_column("rate", justify="right")
     for name in curves:
         table.add_column(f"{name}\nAP", justify="right", no_wrap=True)
+        if name in with_covered:
+            table.add_column(f"{name}\ncovered found", justify="right", no_wrap=True)
     for rate in rates:
         cells = []
-        for curve in curves.values():
-            match = [c["metrics"]["AP"] for c in curve if c["rate"] == rate]
-            cells.append(_fmt(match[0]) if match else "–")
-        table.add_row(f"{rate:g}", *cells)
+        for name, curve in curves.items():
+            match = [c for c in curve if c["rate"] == rate]
+            cells.append(_fmt(match[0]["metrics"]["AP"]) if match else "–")
+            if name in with_covered:
+                found = match[0].get("covered", {}).get("localised") if match else None
+                cells.append(_fmt(found))
+        table.add_row(f"{rate:g}", *cells, end_section=rate == rates[-1])
+    cells = []
+    for name, curve in curves.items():
+        drop = occlusion_summary(curve)["drop_per_10pct"]
+        cells.append("–" if drop is None else f"{round(drop, 3) + 0.0:.3f}")
+        if name in with_covered:
+            cells.append("")
+    table.add_row("AP drop / 10 %", *cells)
     console.print(table)

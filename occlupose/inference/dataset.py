@@ -26,6 +26,7 @@ def predict_dataset(
     seed: int = 0,
     limit: int | None = None,
     on_image: Callable[[], None] | None = None,
+    on_occlusion: Callable[[list[dict], np.ndarray, tuple[int, int]], None] | None = None,
 ) -> tuple[list[dict], list[tuple[Path, str]]]:
     """COCO keypoint results of ``predictor`` on every image of a COCO-format dataset.
 
@@ -40,6 +41,9 @@ def predict_dataset(
         seed: seed of the controlled occlusion.
         limit: only the first ``limit`` images (by id).
         on_image: called after each image (progress bars).
+        on_occlusion: called with each occluded image's annotations, the ``(N, J)``
+            covered-keypoint mask ``occlude_image`` returned and the image's
+            ``(height, width)``.
 
     Returns:
         ``(results, failures)``: COCO result dicts (``image_id``, ``category_id``,
@@ -66,14 +70,17 @@ def predict_dataset(
             logger.warning("skipped %s", error)
         else:
             if occlusion_rate:
-                image, _ = occlude_image(
+                annotations = by_image.get(entry["id"], [])
+                image, hidden = occlude_image(
                     image,
-                    by_image.get(entry["id"], []),
+                    annotations,
                     occlusion_rate,
                     seed,
                     predictor.keypoint_set,
                     image_id=entry["id"],
                 )
+                if on_occlusion is not None:
+                    on_occlusion(annotations, hidden, image.shape[:2])
             for person in predictor.predict_image(np.ascontiguousarray(image)):
                 results.append(person.to_coco(entry["id"], category_id))
         if on_image is not None:

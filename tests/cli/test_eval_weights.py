@@ -7,7 +7,11 @@ import json
 from typer.testing import CliRunner
 
 from occlupose.cli import app
+from occlupose.data.image_io import read_image
 from occlupose.data.synthetic import generate_dataset
+from occlupose.evaluation import occlude_image
+from occlupose.evaluation.occluded_dataset import covered_keypoints
+from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 
 runner = CliRunner(env={"COLUMNS": "240"})
 
@@ -26,6 +30,18 @@ def test_eval_runs_the_model_and_the_occlusion_curve(tiny_checkpoint, tmp_path):
     curve = report["controlled_occlusion"]["tiny"]
     assert [point["rate"] for point in curve] == [0.0, 0.3]
     assert 0.0 <= report["models"]["tiny"]["metrics"]["AP"] <= 1.0
+    # The keypoints the occluders covered, as occlupose occlude would list them.
+    gt = json.loads(ann.read_text())
+    expected = 0
+    for entry in gt["images"]:
+        anns = [a for a in gt["annotations"] if a["image_id"] == entry["id"]]
+        image = read_image(ann.parent / "images" / entry["file_name"])
+        _, hidden = occlude_image(image, anns, 0.3, 0, COCO_KEYPOINTS, image_id=entry["id"])
+        people = covered_keypoints(anns, hidden, image.shape[:2])
+        expected += sum(len(p["covered"]) for p in people)
+    assert expected > 0
+    assert curve[1]["covered"]["count"] == expected
+    assert "covered found" in result.output
 
 
 def test_eval_needs_exactly_one_source(tmp_path):

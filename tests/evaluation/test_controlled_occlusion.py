@@ -119,3 +119,38 @@ def test_bad_arguments(scenes):
         occlude_image(image, anns, 0.2, seed=0, keypoint_set=CROWDPOSE_KEYPOINTS)
     with pytest.raises(ValueError, match="uint8"):
         occlude_image(image.astype(np.float32), anns, 0.2, seed=0, keypoint_set=COCO_KEYPOINTS)
+
+
+def test_occluder_kinds_cover_the_same_keypoints_with_other_pixels(scenes):
+    image, anns = _crowd_scene(scenes)
+    # A photo-like image: patches of it differ from place to place.
+    yy, xx = np.mgrid[0:800, 0:1000]
+    image = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=2).astype(np.uint8)
+    textured, hidden = occlude_image(image, anns, 0.4, seed=2, keypoint_set=COCO_KEYPOINTS)
+    default, _ = occlude_image(
+        image, anns, 0.4, seed=2, keypoint_set=COCO_KEYPOINTS, kind="textured"
+    )
+    np.testing.assert_array_equal(textured, default)
+    changed = np.any(textured != image, axis=2)
+    for kind in ("patches", "mixed"):
+        out, hidden_kind = occlude_image(
+            image, anns, 0.4, seed=2, keypoint_set=COCO_KEYPOINTS, kind=kind
+        )
+        np.testing.assert_array_equal(hidden_kind, hidden)  # same spots covered
+        assert not np.array_equal(out, textured)
+        # Pixels change only where the textured occluders are (same shapes).
+        assert not np.any((out != image).any(axis=2) & ~changed)
+    # Patches are pieces of the image: on this image every pixel has B == (R + G) mod 256,
+    # and so does every pixel a patch paints; random textures rarely do.
+    patches, _ = occlude_image(
+        image, anns, 0.4, seed=2, keypoint_set=COCO_KEYPOINTS, kind="patches"
+    )
+    painted = patches[changed].astype(int)
+    assert np.all((painted[:, 0] + painted[:, 1]) % 256 == painted[:, 2])
+    painted_textured = textured[changed].astype(int)
+    assert (
+        np.mean((painted_textured[:, 0] + painted_textured[:, 1]) % 256 == painted_textured[:, 2])
+        < 0.2
+    )
+    with pytest.raises(ValueError, match="occluder kind must be one of textured, patches, mixed"):
+        occlude_image(image, anns, 0.4, seed=2, keypoint_set=COCO_KEYPOINTS, kind="paint")

@@ -108,3 +108,25 @@ def test_occlusion_curve_and_full_report_files(scenes, tmp_path):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = console.export_text()
     assert "ours" in text and "baseline" in text and "AP by occlusion rate" in text
+
+
+def test_occlusion_summary_is_the_least_squares_drop_per_ten_percent():
+    from occlupose.evaluation.report import occlusion_summary
+
+    def curve(points, covered=None):
+        return [
+            {"rate": r, "metrics": {"AP": ap}, **({"covered": {"localised": c}} if c else {})}
+            for (r, ap), c in zip(points, covered or [None] * len(points), strict=True)
+        ]
+
+    # AP = 0.8 - 0.6 rate exactly: 0.06 lost per 10 %.
+    line = curve([(0.0, 0.8), (0.1, 0.74), (0.3, 0.62), (0.5, 0.5)], [None, 0.7, 0.6, 0.4])
+    summary = occlusion_summary(line)
+    assert summary["drop_per_10pct"] == pytest.approx(0.06)
+    assert summary["covered_localised"] == {"0.1": 0.7, "0.3": 0.6, "0.5": 0.4}
+    # Noise around a flat line: a least-squares fit, not the end points.
+    flat = occlusion_summary(curve([(0.0, 0.5), (0.1, 0.6), (0.2, 0.4), (0.3, 0.5)]))
+    assert flat["drop_per_10pct"] == pytest.approx(0.02)
+    # AP that rises reads as a negative drop; one rate (or pycocotools' -1) gives none.
+    assert occlusion_summary(curve([(0.0, 0.1), (0.5, 0.2)]))["drop_per_10pct"] < 0
+    assert occlusion_summary(curve([(0.0, 0.5), (0.2, -1.0)]))["drop_per_10pct"] is None
