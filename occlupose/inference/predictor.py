@@ -45,6 +45,7 @@ from occlupose.decode import (
     resolve_grouping,
 )
 from occlupose.inference.canvas import official_canvases, official_warp, warp_canvas
+from occlupose.inference.export import OnnxNetwork
 from occlupose.models import (
     PRESETS,
     Checkpoint,
@@ -101,6 +102,9 @@ class PredictorOptions:
         fuse: run a copy of the network with batch norms folded into the convolutions
             and channels-last tensors (the same function up to float rounding; faster).
             ``fuse=False, precision="fp32"`` is the plain network, as trained.
+        runtime: ``"torch"``, or ``"onnxruntime"``: the network exported to ONNX (float32,
+            CPU) and run by ONNX Runtime (``pip install onnxruntime``), which applies its
+            own graph optimisations (``benchmarks/cpu_inference.py`` compares them).
     """
 
     input_size: int | None = None
@@ -111,8 +115,11 @@ class PredictorOptions:
     decode: DecodeSettings | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     fuse: bool = True
+    runtime: Literal["torch", "onnxruntime"] = "torch"
 
     def __post_init__(self) -> None:
+        if self.runtime not in ("torch", "onnxruntime"):
+            raise ValueError(f"runtime must be torch or onnxruntime, got {self.runtime!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.decoding not in ("auto", "occlupose", "official"):
@@ -254,9 +261,14 @@ class Predictor:
         if half:
             self.model.half()
         self.precision = self._resolve_precision()
-        # What runs: the model itself, or a folded, channels-last copy of it.
+        # What runs: the model itself, a folded channels-last copy, or an ONNX session.
         self.network = self.model
-        if self.options.fuse:
+        if self.options.runtime == "onnxruntime":
+            if self.device.type != "cpu":
+                raise ValueError("runtime='onnxruntime' runs on the CPU; use device='cpu'")
+            self.precision = "fp32"
+            self.network = OnnxNetwork(self.model, self.options.input_size)
+        elif self.options.fuse:
             self.network = fold_batch_norms(self.model).to(memory_format=torch.channels_last)
         # The grouping in force ("limbs" or "tags"); a head the model lacks is refused now.
         self.grouping = resolve_grouping(
@@ -392,7 +404,7 @@ class Predictor:
         x = torch.cat([self._to_tensor(canvas) for canvas in canvases])
         if self.options.flip:
             x = torch.cat([x, x.flip(3)])
-        if self.options.fuse:
+        if self.options.fuse and self.options.runtime == "torch":
             x = x.contiguous(memory_format=torch.channels_last)
         autocast = (
             torch.autocast("cpu", dtype=torch.bfloat16)

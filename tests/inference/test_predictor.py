@@ -318,3 +318,21 @@ def test_bf16_without_native_support_runs_float32_and_says_so(monkeypatch, caplo
     assert Predictor(_higherhrnet(), COCO_KEYPOINTS, official).precision == "fp32"
     with pytest.raises(ValueError, match="precision must be auto, fp32 or bf16"):
         PredictorOptions(precision="fp16")
+
+
+def test_onnxruntime_finds_the_people_of_torch():
+    pytest.importorskip("onnxruntime")
+    from occlupose.data.synthetic import render_scene
+
+    image = render_scene(4, size=256, occlusion="low").image
+    plain = Predictor.from_pretrained(options=PredictorOptions(precision="fp32", fuse=False))
+    onnx = Predictor.from_pretrained(options=PredictorOptions(runtime="onnxruntime"))
+    assert onnx.precision == "fp32"
+    expected, found = plain.predict(image), onnx.predict(image)
+    assert len(found) == len(expected) > 0
+    for a, b in zip(found, expected, strict=True):
+        visible = b.keypoints[:, 2] > 0
+        np.testing.assert_array_equal(a.keypoints[:, 2] > 0, visible)
+        assert np.abs(a.keypoints[visible, :2] - b.keypoints[visible, :2]).max() < 0.1
+    with pytest.raises(ValueError, match="runtime must be torch or onnxruntime"):
+        PredictorOptions(runtime="tensorrt")
