@@ -307,8 +307,11 @@ def _refine_scores(heat: np.ndarray, tag: np.ndarray, mean_tags: np.ndarray) -> 
     return heat[None] - np.round(np.sqrt((diff * diff).sum(axis=-1)))
 
 
-def _refine_argmax(heat: np.ndarray, tag: np.ndarray, seeds: np.ndarray, mean_tags: np.ndarray):
-    """First flat argmax of the refine score of one joint's map, for M people.
+def _argmax_among_likely(
+    heat: np.ndarray, tag: np.ndarray, seeds: np.ndarray, mean_tags: np.ndarray
+) -> np.ndarray | None:
+    """First flat argmax of the refine score of one joint's map for M people, when few
+    pixels can win; None when too many can (then the run bounds decide).
 
     Args:
         heat: (P,) the joint's heatmap, flat; tag: (P, D) its tag map, flat.
@@ -318,24 +321,15 @@ def _refine_argmax(heat: np.ndarray, tag: np.ndarray, seeds: np.ndarray, mean_ta
     Returns:
         (M,) flat pixel indices, the same as ``np.argmax`` over each full score map.
     """
-    count = mean_tags.shape[0]
-    if seeds.size:
-        known = _refine_scores(heat[seeds], tag[seeds], mean_tags).max(axis=1)
-    else:
-        known = np.full(count, -np.inf, np.float32)
+    if not seeds.size:
+        return None
+    known = _refine_scores(heat[seeds], tag[seeds], mean_tags).max(axis=1)
     # Pixels that can still win for the person with the lowest known score, in flat
     # order: np.argmax over them picks the same pixel as over the whole map.
     pixels = np.flatnonzero(heat >= known.min())
-    if pixels.size <= _FULL_MAP_SHARE * heat.size:
-        scores = _refine_scores(heat[pixels], tag[pixels], mean_tags)
-        return pixels[scores.argmax(axis=1)]
-    # Noise-like maps, or a person whose tag fits no peak: branch and bound on runs.
-    pad = (-heat.shape[0]) % _COARSE
-    if pad:  # padding never wins: -inf heat, tags that do not widen a run's range
-        heat = np.concatenate([heat, np.full(pad, -np.inf, np.float32)])
-        tag = np.concatenate([tag, np.repeat(tag[-1:], pad, axis=0)])
-    bounds = _RunBounds(heat[None], tag[None])
-    return _bounded_argmax(heat, tag, bounds, 0, seeds, mean_tags)
+    if pixels.size > _FULL_MAP_SHARE * heat.size:
+        return None
+    return pixels[_refine_scores(heat[pixels], tag[pixels], mean_tags).argmax(axis=1)]
 
 
 def _refine_missing(
@@ -348,7 +342,7 @@ def _refine_missing(
 ) -> None:
     """Step 5, in place on ``people`` (N, J, 3); ``xi, yi`` (N, J) are integer pixels."""
     num_people, num_joints, _ = people.shape
-    width = heatmaps.shape[2]
+    height, width = heatmaps.shape[1:]
     present = people[:, :, 2] > 0
     missing = ~present & present.any(axis=1, keepdims=True)
     if not missing.any():
@@ -360,13 +354,36 @@ def _refine_missing(
         found = np.flatnonzero(present[n])
         mean_tags[n] = np.mean(tags[found, yi[n, found], xi[n, found]], axis=0)
 
-    for j in np.flatnonzero(missing.any(axis=0)):
-        who = np.flatnonzero(missing[:, j])
+    size = height * width
+    flat_heat = heatmaps.reshape(num_joints, size)
+    flat_tags = tags.reshape(num_joints, size, -1)
+    found_at: dict[int, np.ndarray] = {}
+    hard: list[int] = []
+    for j in np.flatnonzero(missing.any(axis=0)).tolist():
         peaks = cand.of_joint(j)
         seeds = cand.y[peaks] * width + cand.x[peaks]
-        heat = heatmaps[j].reshape(-1)
-        tag = tags[j].reshape(heat.shape[0], -1)
-        flat = _refine_argmax(heat, tag, seeds, mean_tags[who])
+        flat = _argmax_among_likely(flat_heat[j], flat_tags[j], seeds, mean_tags[missing[:, j]])
+        if flat is None:
+            hard.append(j)
+        else:
+            found_at[j] = flat
+    if hard:
+        # The joints where many pixels could win: branch and bound on runs, all at once.
+        pad = (-size) % _COARSE
+        heat, tag = flat_heat[hard], flat_tags[hard]
+        if pad:  # padding never wins: -inf heat, tags that do not widen a run's range
+            heat = np.concatenate([heat, np.full((len(hard), pad), -np.inf, np.float32)], 1)
+            tag = np.concatenate([tag, np.repeat(tag[:, -1:], pad, axis=1)], 1)
+        bounds = _RunBounds(heat, tag)
+        for k, j in enumerate(hard):
+            peaks = cand.of_joint(j)
+            seeds = cand.y[peaks] * width + cand.x[peaks]
+            found_at[j] = _bounded_argmax(
+                heat[k], tag[k], bounds, k, seeds, mean_tags[missing[:, j]]
+            )
+
+    for j, flat in found_at.items():
+        who = np.flatnonzero(missing[:, j])
         y, x = np.divmod(flat, width)
         value = heatmaps[j, y, x]
         ok = value > 0
