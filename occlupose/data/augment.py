@@ -85,6 +85,17 @@ def stride_matrix(stride: float) -> np.ndarray:
     return np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2], [0.0, 0.0, 1.0]])
 
 
+def _check_ranges(augment: RandomAffine | OfficialAffine) -> None:
+    """Refuse impossible ranges of a random affine augmentation."""
+    low, high = augment.scale_range
+    if not 0 < low <= high:
+        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {augment.scale_range}")
+    if augment.max_rotation < 0 or augment.max_translation < 0:
+        raise ValueError("max_rotation and max_translation must be >= 0")
+    if not 0.0 <= augment.flip_probability <= 1.0:
+        raise ValueError(f"flip_probability must be in [0, 1], got {augment.flip_probability}")
+
+
 @dataclass(frozen=True)
 class AffineSample:
     """One drawn augmentation: ``matrix`` (3x3, image -> input) and whether it flips."""
@@ -117,13 +128,7 @@ class RandomAffine:
     flip_probability: float = 0.5
 
     def __post_init__(self) -> None:
-        low, high = self.scale_range
-        if not 0 < low <= high:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
-        if self.max_rotation < 0 or self.max_translation < 0:
-            raise ValueError("max_rotation and max_translation must be >= 0")
-        if not 0.0 <= self.flip_probability <= 1.0:
-            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+        _check_ranges(self)
 
     def sample(
         self, rng: np.random.Generator, image_hw: Sequence[int], input_size: int
@@ -307,13 +312,7 @@ class OfficialAffine:
     flip_probability: float = 0.5
 
     def __post_init__(self) -> None:
-        low, high = self.scale_range
-        if not 0 < low <= high:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
-        if self.max_rotation < 0 or self.max_translation < 0:
-            raise ValueError("max_rotation and max_translation must be >= 0")
-        if not 0.0 <= self.flip_probability <= 1.0:
-            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+        _check_ranges(self)
 
     def translation_bounds(self, image_hw: Sequence[int], aug_scale: float) -> tuple[int, int]:
         """``(low, high)``: dx and dy are drawn from ``low .. high - 1`` (image pixels)."""
