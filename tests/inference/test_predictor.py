@@ -196,23 +196,21 @@ def test_validation_and_the_predictor_decode_the_same_maps_identically():
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
 
 
-class TinyHigherHRNet(IdealNetwork):
-    """The ideal network posing as a HigherHRNet (for the official-mode checks)."""
+TINY_HIGHERHRNET = dict(
+    stem_inplanes=8,
+    stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
+    stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
+    stage_modules=(1, 1, 1),
+    deconv_channels=4,
+    deconv_basic_blocks=1,
+)
 
 
 def _higherhrnet(**kwargs):
     from occlupose.models import HigherHRNet
 
     torch.manual_seed(0)
-    return HigherHRNet(
-        stem_inplanes=8,
-        stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-        stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
-        stage_modules=(1, 1, 1),
-        deconv_channels=4,
-        deconv_basic_blocks=1,
-        **kwargs,
-    )
+    return HigherHRNet(**TINY_HIGHERHRNET, **kwargs)
 
 
 def test_decoding_defaults_official_for_higherhrnet_only():
@@ -262,21 +260,13 @@ def test_checkpoints_say_how_they_are_decoded(tmp_path):
     model = _higherhrnet()
     official_file = tmp_path / "official.pth"
     torch.save(model.state_dict(), official_file)
-    tiny = dict(
-        stem_inplanes=8,
-        stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-        stage_blocks=((1, 1), (1, 1, 1), (1, 1, 1, 1)),
-        stage_modules=(1, 1, 1),
-        deconv_channels=4,
-        deconv_basic_blocks=1,
-    )
     saved = tmp_path / "occlupose.pt"
     save_pretrained(
         model,
         saved,
         preset="higherhrnet_w32_512",
         keypoint_set="coco",
-        model_kwargs=tiny,
+        model_kwargs=TINY_HIGHERHRNET,
         input_size=64,
         decoding="occlupose",
         pixel_convention="official",
