@@ -79,6 +79,7 @@ def load_predictor(
     min_score: float | None = None,
     detection_threshold: float | None = None,
     use_pose_prior: bool = True,
+    completion: str = "auto",
 ):
     """Build the Predictor the options ask for (the bundled default without --weights).
 
@@ -103,6 +104,10 @@ def load_predictor(
         raise typer.BadParameter(
             f"must be auto, official or occlupose, got {decoding!r}", param_hint="--decoding"
         )
+    if completion not in ("auto", "none", "prior", "learned"):
+        raise typer.BadParameter(
+            f"must be auto, none, prior or learned, got {completion!r}", param_hint="--completion"
+        )
     options = PredictorOptions(
         input_size=PRESETS[preset].input_size if preset in PRESETS else None,
         scales=tuple(scales),
@@ -110,6 +115,7 @@ def load_predictor(
         decoding=decoding,
         precision=precision,
         runtime=runtime,
+        completion=completion,
     )
     try:
         predictor = Predictor.from_pretrained(
@@ -129,6 +135,8 @@ def load_predictor(
             hint = "--precision"
         elif "onnxruntime" in str(error):
             hint = "--runtime"
+        elif "complet" in str(error):
+            hint = "--completion"
         raise typer.BadParameter(str(error), param_hint=hint) from None
     changes = {"min_score": min_score, "detection_threshold": detection_threshold}
     predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
@@ -168,7 +176,14 @@ def predict(
     pose_prior: bool = typer.Option(
         True,
         "--pose-prior/--no-pose-prior",
-        help="Complete people with the pose prior saved with the weights, if any.",
+        help="Load the pose prior saved with the weights, if any.",
+    ),
+    completion: str = typer.Option(
+        "auto",
+        "--completion",
+        help="Fill in joints that were not found: learned (the bundled pose completer), "
+        "prior (the pose prior saved with the weights), none, or auto (learned, except "
+        "with official decoding). Completed joints score lower and are drawn as rings.",
     ),
 ) -> None:
     """Find people in images and videos; write skeleton overlays and a COCO results JSON."""
@@ -198,6 +213,7 @@ def predict(
         min_score=min_score,
         detection_threshold=detection_threshold,
         use_pose_prior=pose_prior,
+        completion=completion,
     )
     if weights is None:
         console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")

@@ -28,6 +28,12 @@ from occlupose.decode.aggregate import (
     resize_maps,
 )
 from occlupose.decode.assignment import min_cost_assignment
+from occlupose.decode.completer import (
+    BUNDLED_COMPLETERS,
+    PoseCompleter,
+    load_completer,
+    normalise_known,
+)
 from occlupose.decode.decoder import (
     DecodeSettings,
     decode_people,
@@ -41,10 +47,12 @@ from occlupose.decode.prior import PosePrior, fit_reference_pose
 from occlupose.decode.tags import group_by_tags, resolve_joint_order
 
 __all__ = [
+    "BUNDLED_COMPLETERS",
     "Candidates",
     "DecodeSettings",
     "MergedMaps",
     "NetworkPass",
+    "PoseCompleter",
     "PosePrior",
     "aggregate_heatmaps",
     "concat_tags",
@@ -59,10 +67,12 @@ __all__ = [
     "group_people",
     "limb_flip_permutation",
     "limb_visit_order",
+    "load_completer",
     "merge_passes",
     "merge_passes_official",
     "min_cost_assignment",
     "nms_heatmaps",
+    "normalise_known",
     "pixel_convention_for",
     "quarter_offsets",
     "resize_maps",

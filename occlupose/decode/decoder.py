@@ -12,16 +12,25 @@ published test configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
 from occlupose.decode.aggregate import MergedMaps
 from occlupose.decode.limbs import group_by_limbs
-from occlupose.decode.prior import PosePrior
 from occlupose.decode.tags import group_by_tags
 from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
+
+
+class PeopleCompleter(Protocol):
+    """What the decoder completes people with: :class:`~occlupose.decode.PosePrior` or
+    :class:`~occlupose.decode.PoseCompleter`. ``complete_people`` takes and returns
+    (N, J, 3) ``x, y, score`` (score <= 0: missing), filling missing joints with a
+    positive score below every found one."""
+
+    def complete_people(self, people: np.ndarray) -> np.ndarray: ...
+
 
 __all__ = [
     "DecodeSettings",
@@ -132,7 +141,7 @@ def group_people(
     max_people: int = 30,
     nms_kernel: int = 5,
     refine: bool = True,
-    pose_prior: PosePrior | None = None,
+    pose_prior: PeopleCompleter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Group one image's heatmap peaks into people.
 
@@ -143,8 +152,9 @@ def group_people(
             ``"tags"`` (:func:`group_by_tags` on ``tags``, (J, H, W) or (J, H, W, D)).
         detection_threshold, max_people, nms_kernel: peak detection.
         tag_threshold, refine: tag grouping only.
-        pose_prior: fills the joints grouping left out from the best-fitting reference
-            pose (:meth:`PosePrior.complete`); person scores are unchanged.
+        pose_prior: fills the joints grouping left out (a :class:`PosePrior`'s
+            best-fitting reference pose or a learned :class:`PoseCompleter`); person
+            scores are unchanged.
 
     Returns:
         ``(people, scores)`` as the groupers return them: (N, J, 3) ``x, y, score`` in
@@ -177,7 +187,7 @@ def group_people(
     else:
         raise ValueError(f"grouping must be limbs or tags, got {grouping!r}")
     if pose_prior is not None and len(people):
-        people = pose_prior.complete(people)
+        people = pose_prior.complete_people(people)
     return people, scores
 
 
@@ -201,7 +211,7 @@ def decode_people(
     settings: DecodeSettings = DecodeSettings(),
     *,
     to_image: np.ndarray,
-    pose_prior: PosePrior | None = None,
+    pose_prior: PeopleCompleter | None = None,
 ) -> list[Person]:
     """People in one image from its merged maps, in original-image pixels.
 
@@ -213,7 +223,8 @@ def decode_people(
             ``maps`` has limb fields.
         to_image: 3x3 (or 2x3) matrix from network-input pixels (of the canvas the maps'
             ``stride`` refers to) to original-image pixels.
-        pose_prior: completes the joints grouping left out (person scores unchanged).
+        pose_prior: completes the joints grouping left out (person scores unchanged);
+            the people returned mark them in ``Person.completed``.
 
     Returns:
         The people, ordered and filtered as the settings say; joints that were not
@@ -233,15 +244,18 @@ def decode_people(
         max_people=settings.max_people,
         nms_kernel=settings.nms_kernel,
         refine=settings.refine,
-        pose_prior=pose_prior,
     )
+    found = people[..., 2] > 0
+    if pose_prior is not None and len(people):
+        people = pose_prior.complete_people(people)
+    completed = (people[..., 2] > 0) & ~found
     order = np.arange(len(scores))
     if settings.sort_by_score:
         order = np.argsort(-scores, kind="stable")
     order = order[scores[order] >= settings.min_score]
     if settings.max_results is not None:
         order = order[: settings.max_results]
-    people, scores = people[order], scores[order]
+    people, scores, completed = people[order], scores[order], completed[order]
 
     xy = people[..., :2].astype(np.float64) * maps.stride
     if settings.pixel_convention == "centres":
@@ -253,4 +267,6 @@ def decode_people(
     people[..., :2] = xy @ matrix[:, :2].T + matrix[:, 2]
     if settings.pixel_convention == "centres":
         people[people[..., 2] <= 0] = 0.0
-    return [Person(p, float(s)) for p, s in zip(people, scores, strict=True)]
+    return [
+        Person(p, float(s), completed=c) for p, s, c in zip(people, scores, completed, strict=True)
+    ]

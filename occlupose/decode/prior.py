@@ -133,6 +133,10 @@ class PosePrior:
             person[~found, 2] = 0.5 * person[found, 2].min()
         return people
 
+    def complete_people(self, people: np.ndarray) -> np.ndarray:
+        """:meth:`complete`, under the name the decoder calls (see ``PeopleCompleter``)."""
+        return self.complete(people)
+
     def metadata(self) -> dict[str, Any]:
         """Checkpoint entries that :meth:`from_metadata` reads back (a float32 tensor of
         the references and ``min_known``)."""

@@ -22,6 +22,14 @@ from occlupose.evaluation.coco_eval import (
     evaluate_keypoints,
     get_protocol,
 )
+from occlupose.evaluation.completion import (
+    CompletionPeople,
+    completion_people,
+    completion_scores,
+    evaluate_completer,
+    hidden_masks,
+    hide_patterns,
+)
 from occlupose.evaluation.controlled_occlusion import OCCLUDER_KINDS, occlude_image
 from occlupose.evaluation.inputs import EvaluationError
 from occlupose.evaluation.occluded_dataset import load_manifests, write_occluded_copies
@@ -54,18 +62,24 @@ __all__ = [
     "DEFAULT_OCCLUSION_BINS",
     "DEFAULT_OVERLAP_BINS",
     "Bin",
+    "CompletionPeople",
     "EvaluationError",
     "EvaluationProtocol",
     "KeypointCOCOeval",
     "OCCLUDER_KINDS",
     "ap_per_bin",
     "bins_from_edges",
+    "completion_people",
+    "completion_scores",
     "covered_keypoint_localisation",
+    "evaluate_completer",
     "evaluate_keypoints",
     "evaluate_occlusion_curve",
     "evaluate_people",
     "evaluate_results",
     "get_protocol",
+    "hidden_masks",
+    "hide_patterns",
     "keypoint_localisation",
     "labelled_poses",
     "load_manifests",

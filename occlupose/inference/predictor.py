@@ -33,12 +33,15 @@ import torch
 from occlupose.data.augment import resize_short_side
 from occlupose.data.image_io import read_image, to_rgb_uint8
 from occlupose.decode import (
+    BUNDLED_COMPLETERS,
     DecodeSettings,
     MergedMaps,
     NetworkPass,
+    PoseCompleter,
     PosePrior,
     decode_people,
     flip_back_outputs,
+    load_completer,
     merge_passes,
     merge_passes_official,
     pixel_convention_for,
@@ -105,6 +108,13 @@ class PredictorOptions:
         runtime: ``"torch"``, or ``"onnxruntime"``: the network exported to ONNX (float32,
             CPU) and run by ONNX Runtime (``pip install onnxruntime``), which applies its
             own graph optimisations (``benchmarks/cpu_inference.py`` compares them).
+        completion: how joints that grouping left out are filled in: ``"learned"`` (the
+            bundled pose completer of the keypoint set, :func:`occlupose.decode.load_completer`),
+            ``"prior"`` (the pose prior stored with the weights), ``"none"``, or
+            ``"auto"``: learned where a completer is bundled for the keypoint set, except
+            with ``"official"`` decoding (the published test path, which completes
+            nothing); else the stored prior, if any. Completed joints score half the
+            person's lowest found score and are marked in ``Person.completed``.
     """
 
     input_size: int | None = None
@@ -116,8 +126,13 @@ class PredictorOptions:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     fuse: bool = True
     runtime: Literal["torch", "onnxruntime"] = "torch"
+    completion: Literal["auto", "none", "prior", "learned"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.completion not in ("auto", "none", "prior", "learned"):
+            raise ValueError(
+                f"completion must be auto, none, prior or learned, got {self.completion!r}"
+            )
         if self.runtime not in ("torch", "onnxruntime"):
             raise ValueError(f"runtime must be torch or onnxruntime, got {self.runtime!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -129,6 +144,25 @@ class PredictorOptions:
         if self.input_size is not None and self.input_size < 1:
             raise ValueError(f"input_size must be positive, got {self.input_size}")
         self.scales = tuple(float(s) for s in self.scales)
+
+
+def _resolve_completer(
+    completion: str, pose_prior: PosePrior | None, keypoint_set: KeypointSet, decoding: str
+) -> PosePrior | PoseCompleter | None:
+    """The completer :attr:`PredictorOptions.completion` names (see there)."""
+    if completion == "none":
+        return None
+    if completion == "prior":
+        if pose_prior is None:
+            raise ValueError("completion='prior' needs a pose prior; these weights carry none")
+        return pose_prior
+    if completion == "learned":
+        return load_completer(keypoint_set)  # ValueError where none is bundled
+    if decoding == "official":
+        return None
+    if keypoint_set.name in BUNDLED_COMPLETERS:
+        return load_completer(keypoint_set)
+    return pose_prior
 
 
 def default_decoding(preset: str | None, metadata: dict) -> Decoding:
@@ -253,6 +287,9 @@ class Predictor:
                     "the official multi-scale test takes its tags from scale 1: "
                     f"add 1 to the scales {list(self.options.scales)}"
                 )
+        self.completer = _resolve_completer(
+            self.options.completion, pose_prior, self.keypoint_set, self.options.decoding
+        )
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
             raise ValueError("half precision needs a CUDA device")
@@ -517,7 +554,7 @@ class Predictor:
 
     def _people(self, maps: MergedMaps, to_image: np.ndarray) -> list[Person]:
         return decode_people(
-            maps, self.keypoint_set, self.settings, to_image=to_image, pose_prior=self.pose_prior
+            maps, self.keypoint_set, self.settings, to_image=to_image, pose_prior=self.completer
         )
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:

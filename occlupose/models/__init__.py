@@ -13,6 +13,10 @@ from occlupose.models.completion import HeatmapCompletionGenerator, PoseDiscrimi
 from occlupose.models.heads import LimbFieldHead, MultiScaleFeatureFusion
 from occlupose.models.hrgr import HigherHRNet, HRGRNet, PoseOutputs, init_published
 from occlupose.models.hrnet import HighResolutionModule, HighResolutionNet
+from occlupose.models.pose_completion import (
+    PoseCompletionGenerator,
+    PoseCoordinateDiscriminator,
+)
 from occlupose.models.presets import (
     PRESETS,
     PresetInfo,
@@ -26,6 +30,8 @@ from occlupose.models.presets import (
 )
 
 __all__ = [
+    "PoseCompletionGenerator",
+    "PoseCoordinateDiscriminator",
     "Checkpoint",
     "PRESETS",
     "CheckpointError",

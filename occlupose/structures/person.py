@@ -19,16 +19,26 @@ class Person:
             convention). A joint that was not found has score 0.
         score: person confidence in [0, 1] (used to rank detections for AP).
         box: ``(x0, y0, x1, y1)`` in image pixels, from the joints with score > 0.
+        completed: (J,) bool, the joints that were not found but filled in by a
+            completer (a pose prior or the learned completer); they carry a lower
+            score than every joint found. None: no joint completed.
     """
 
     keypoints: np.ndarray
     score: float
+    completed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
         if self.keypoints.ndim != 2 or self.keypoints.shape[1] != 3:
             raise ValueError(f"Person.keypoints must have shape (J, 3), got {self.keypoints.shape}")
         self.score = float(self.score)
+        j = self.keypoints.shape[0]
+        if self.completed is None:
+            self.completed = np.zeros(j, dtype=bool)
+        self.completed = np.asarray(self.completed, dtype=bool)
+        if self.completed.shape != (j,):
+            raise ValueError(f"Person.completed must have shape ({j},), got {self.completed.shape}")
 
     @property
     def num_keypoints(self) -> int:

@@ -148,7 +148,8 @@ def draw_people(
     Args:
         image: (H, W, 3) BGR or (H, W) uint8 image.
         people: :class:`~occlupose.structures.person.Person` list, or keypoints
-            (N, J, 3) / (J, 3) of ``x, y, score``.
+            (N, J, 3) / (J, 3) of ``x, y, score``. A Person's completed joints
+            (``Person.completed``) are drawn as hollow rings with a white rim.
         keypoint_set: gives the limbs and left/right sides.
         score_threshold: joints scoring below it are not drawn, nor their limbs.
         thickness, radius: line thickness and joint radius in pixels (by default
@@ -161,7 +162,12 @@ def draw_people(
     canvas = _as_bgr(image)
     kpts = _as_keypoint_array(people, keypoint_set)
     colours = limb_colours(keypoint_set)
-    for person in kpts:
+    completed = np.zeros(kpts.shape[:2], dtype=bool)
+    if not isinstance(people, np.ndarray):
+        for i, p in enumerate(people):
+            if isinstance(p, Person):
+                completed[i] = p.completed
+    for person, filled in zip(kpts, completed, strict=True):
         ok = person[:, 2] >= score_threshold
         t, r = _sizes(canvas, person[ok], thickness, radius)
         for (a, b), colour in zip(keypoint_set.limbs, colours, strict=True):
@@ -170,8 +176,14 @@ def draw_people(
         joint_colours = score_colours(person[:, 2], colormap)
         for j in np.flatnonzero(ok):
             centre = _pt(person[j])
+            colour = tuple(int(c) for c in joint_colours[j])
+            if filled[j]:
+                # Completed, not found: a hollow ring with a white rim.
+                cv2.circle(canvas, centre, r + 1, (255, 255, 255), max(1, t), cv2.LINE_AA)
+                cv2.circle(canvas, centre, max(1, r - 1), colour, 1, cv2.LINE_AA)
+                continue
             cv2.circle(canvas, centre, r + 1, (20, 20, 20), -1, cv2.LINE_AA)
-            cv2.circle(canvas, centre, r, tuple(int(c) for c in joint_colours[j]), -1, cv2.LINE_AA)
+            cv2.circle(canvas, centre, r, colour, -1, cv2.LINE_AA)
     return canvas
 
 

@@ -178,3 +178,19 @@ def test_export_records_the_decoding(tiny_checkpoint, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert read_checkpoint(slim).metadata["decoding"] == "occlupose"
+
+
+def test_completion_option_is_checked_and_named(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    result = runner.invoke(app, ["predict", str(image), "--completion", "gan"])
+    assert result.exit_code == 2 and "must be auto, none, prior or learned" in result.output
+    # The bundled model stores a pose prior, so prior works; none turns completion off.
+    from occlupose.cli.predict import load_predictor
+    from occlupose.decode import PoseCompleter, PosePrior
+
+    assert isinstance(load_predictor(None, completion="prior").completer, PosePrior)
+    assert isinstance(load_predictor(None).completer, PoseCompleter)
+    assert load_predictor(None, completion="none").completer is None
+    result = runner.invoke(app, ["predict", str(image), "--no-pose-prior", "--completion", "prior"])
+    assert result.exit_code == 2 and "--completion" in result.output

@@ -166,13 +166,61 @@ def test_a_pose_prior_places_the_joints_the_network_misses():
     seen = PEOPLE.copy()
     seen[:, [9, 10, 15], 2] = 0  # no peaks for the wrists and the left ankle
     network = IdealNetwork(seen, with_limbs=True)
-    options = PredictorOptions(input_size=128, flip=False)
+    options = PredictorOptions(input_size=128, flip=False, completion="none")
     plain = Predictor(network, COCO_KEYPOINTS, options).predict(_image())
     assert all((p.keypoints[[9, 10, 15], 2] == 0).all() for p in plain)
+    assert all(not p.completed.any() for p in plain)
     prior = PosePrior(standing_person(0, 0, 1.0)[None, :, :2])
+    options = PredictorOptions(input_size=128, flip=False, completion="prior")
     people = Predictor(network, COCO_KEYPOINTS, options, pose_prior=prior).predict(_image())
     assert _match(people, PEOPLE, min_score=0.0) < 1.6  # every joint, the missing ones too
     assert [p.score for p in people] == [p.score for p in plain]
+    for p in people:
+        np.testing.assert_array_equal(np.flatnonzero(p.completed), [9, 10, 15])
+        assert p.keypoints[[9, 10, 15], 2].max() < p.keypoints[p.completed == 0, 2].min()
+
+
+def test_the_learned_completer_is_the_default_and_places_missing_joints():
+    from occlupose.decode import PoseCompleter
+
+    seen = PEOPLE.copy()
+    seen[:, [9, 10, 15], 2] = 0
+    network = IdealNetwork(seen, with_limbs=True)
+    predictor = Predictor(network, COCO_KEYPOINTS, PredictorOptions(input_size=128, flip=False))
+    assert isinstance(predictor.completer, PoseCompleter)
+    people = predictor.predict(_image())
+    for p in people:
+        np.testing.assert_array_equal(np.flatnonzero(p.completed), [9, 10, 15])
+        assert (p.keypoints[[9, 10, 15], 2] > 0).all()
+    # Within a tenth of the person's height of the truth (people are 150 and 120 px tall).
+    errors = [
+        np.linalg.norm(
+            min(people, key=lambda p: np.abs(p.keypoints[:5, :2] - t[:5, :2]).mean()).keypoints[
+                [9, 10, 15], :2
+            ]
+            - t[[9, 10, 15], :2],
+            axis=1,
+        ).max()
+        for t in PEOPLE
+    ]
+    assert max(errors) < 15.0
+
+
+def test_completion_options_and_their_errors():
+    from occlupose.structures import KeypointSet
+
+    network = IdealNetwork(PEOPLE, with_limbs=True)
+    none = Predictor(network, COCO_KEYPOINTS, PredictorOptions(completion="none"))
+    assert none.completer is None
+    with pytest.raises(ValueError, match="completion='prior' needs a pose prior"):
+        Predictor(network, COCO_KEYPOINTS, PredictorOptions(completion="prior"))
+    with pytest.raises(ValueError, match="completion must be"):
+        PredictorOptions(completion="gan")
+    three = KeypointSet("three", ("a", "b", "c"), ((0, 1),), (0.1, 0.1, 0.1))
+    network.num_joints = 3
+    with pytest.raises(ValueError, match="no completer is bundled for keypoint set 'three'"):
+        Predictor(network, three, PredictorOptions(completion="learned"))
+    assert Predictor(network, three, PredictorOptions()).completer is None  # auto: nothing
 
 
 def test_validation_and_the_predictor_decode_the_same_maps_identically():
@@ -182,7 +230,9 @@ def test_validation_and_the_predictor_decode_the_same_maps_identically():
     network = IdealNetwork(PEOPLE, with_limbs=True)
     # A square image: the Predictor's canvas is a square network input, as in validation.
     image = np.full((IMAGE_H, IMAGE_H, 3), 90, np.uint8)
-    predictor = Predictor(network, COCO_KEYPOINTS, PredictorOptions(input_size=128, flip=False))
+    # Validation decodes without completion (people cut by the square frame lack joints).
+    options = PredictorOptions(input_size=128, flip=False, completion="none")
+    predictor = Predictor(network, COCO_KEYPOINTS, options)
     people = predictor.predict(image)
     assert len(people) == 2
     view = resize_short_side(image, 128, size_divisor=32)

@@ -136,3 +136,22 @@ def test_side_by_side_puts_titled_panels_next_to_each_other():
     assert panel[:bar, :100].max() == 255  # title text is drawn in white
     untitled = side_by_side(left, right, None, gap=4)
     assert untitled.shape == (120, 264, 3)
+
+
+def test_completed_joints_are_drawn_as_hollow_rings():
+    image = np.zeros((160, 200, 3), dtype=np.uint8)
+    kpts = np.zeros((17, 3))
+    kpts[0] = (40, 50, 0.8)  # found: a filled disc
+    kpts[5] = (120, 100, 0.4)  # completed: a ring with a white rim
+    completed = np.zeros(17, dtype=bool)
+    completed[5] = True
+    found = draw_people(image, [Person(kpts, 1.0)], COCO_KEYPOINTS, radius=8, thickness=2)
+    marked = draw_people(
+        image, [Person(kpts, 1.0, completed=completed)], COCO_KEYPOINTS, radius=8, thickness=2
+    )
+    # Same found joint either way; the completed one is filled only when not marked.
+    np.testing.assert_array_equal(found[50, 40], marked[50, 40])
+    assert changed(image, found, 120, 100) and not changed(image, marked, 120, 100)
+    assert (marked[100, 120 + 9] == 255).all()  # the white rim at radius + 1
+    with pytest.raises(ValueError, match="completed must have shape"):
+        Person(kpts, 1.0, completed=np.zeros(3, dtype=bool))
