@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 from occlupose.cli.predict import SYNTHETIC_ONLY_NOTE
 
 console = Console()
@@ -40,7 +40,7 @@ def scene_ground_truth(scene, keypoint_set, image_id: int = 1) -> dict:
     }
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def demo(
     image: Path = typer.Option(
         None, "--image", help="Your own photo (default: a synthetic scene)."

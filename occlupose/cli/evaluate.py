@@ -10,20 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from occlupose.cli.app import app
-from occlupose.evaluation.inputs import EvaluationError, load_json
-from occlupose.evaluation.occlusion import (
-    DEFAULT_OCCLUSION_BINS,
-    DEFAULT_OVERLAP_BINS,
-    bins_from_edges,
-)
-from occlupose.evaluation.report import report_models
-from occlupose.structures.keypoint_set import (
-    COCO_KEYPOINTS,
-    CROWDPOSE_KEYPOINTS,
-    get_keypoint_set,
-    keypoint_set_from_coco_category,
-)
+from occlupose.cli.app import EXIT_STATUS, app
+
+# The evaluation stack (numpy, pycocotools, torch) is imported inside the functions
+# that use it, so that ``occlupose --help`` does not load it.
 
 console = Console()
 error_console = Console(stderr=True)
@@ -54,6 +44,8 @@ def _parse_curve(entries: list[str], default_name: str) -> dict[str, dict[float,
 
 
 def _parse_edges(text: str | None, option: str):
+    from occlupose.evaluation.occlusion import bins_from_edges
+
     if text is None:
         return None
     try:
@@ -64,6 +56,13 @@ def _parse_edges(text: str | None, option: str):
 
 
 def _infer_dataset(ground_truth: dict, ann_path: str) -> str:
+    from occlupose.evaluation.inputs import EvaluationError
+    from occlupose.structures.keypoint_set import (
+        COCO_KEYPOINTS,
+        CROWDPOSE_KEYPOINTS,
+        keypoint_set_from_coco_category,
+    )
+
     categories = ground_truth.get("categories") if isinstance(ground_truth, dict) else None
     if not categories:
         raise EvaluationError(f"{ann_path}: ground truth has no categories")
@@ -81,6 +80,8 @@ def _infer_dataset(ground_truth: dict, ann_path: str) -> str:
 
 def _load_sweep(entry: str) -> tuple[str, list]:
     """``NAME=REPORT.json``: the curve stored under that name (or the only one) in a report."""
+    from occlupose.evaluation.inputs import EvaluationError, load_json
+
     name, path = _split_pair(entry, "--sweep")
     data = load_json(path)
     stored = data.get("controlled_occlusion") if isinstance(data, dict) else None
@@ -93,7 +94,7 @@ def _load_sweep(entry: str) -> tuple[str, list]:
     raise EvaluationError(f"{path}: no curve named {name!r}; it has {', '.join(stored)}")
 
 
-@app.command("eval")
+@app.command("eval", epilog=EXIT_STATUS)
 def evaluate(
     ann: Annotated[
         Path, typer.Option("--ann", "-a", help="Ground-truth annotations in COCO format.")
@@ -208,6 +209,11 @@ def evaluate(
 
     Writes a rich table to the terminal, report.json with every number and PNG plots.
     """
+    from occlupose.evaluation.inputs import EvaluationError, load_json
+    from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
+    from occlupose.evaluation.report import report_models
+    from occlupose.structures.keypoint_set import get_keypoint_set
+
     if (results is None) == (weights is None):
         raise typer.BadParameter("give either --results or --weights (with --images)")
     if weights is not None and images is None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console(stderr=True)
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def export(
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
     preset: str = typer.Option(None, "--preset", help="Preset of an official checkpoint."),

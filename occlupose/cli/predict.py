@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console(stderr=True)
 
@@ -113,7 +113,7 @@ def load_predictor(
     return predictor
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def predict(
     inputs: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
     weights: str = typer.Option(

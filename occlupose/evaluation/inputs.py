@@ -36,6 +36,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from occlupose.structures.keypoint_set import KeypointSet
+from occlupose.utils.errors import UserError
 
 __all__ = [
     "CROWDPOSE_AREA_FACTOR",
@@ -53,7 +54,7 @@ GroundTruthSource = str | os.PathLike | Mapping[str, Any] | COCO
 ResultsSource = str | os.PathLike | Sequence[Mapping[str, Any]]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """Ground truth or results that cannot be evaluated; the message names the source."""
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from occlupose.utils.errors import UserError
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -27,7 +29,7 @@ _BACKBONE_PREFIXES = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition
 _MAX_LISTED = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file cannot be read, or does not fit the model."""
 
 
