@@ -125,8 +125,20 @@ def evaluate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the controlled occlusion.")] = 0,
     limit: Annotated[
-        int | None, typer.Option(help="With --weights: only the first N images.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --weights: only the first N images (by id), and only they are scored.",
+        ),
     ] = None,
+    lenient: Annotated[
+        bool,
+        typer.Option(
+            "--lenient",
+            help="Skip bad ground-truth entries (duplicate ids, annotations of unknown "
+            "images, NaN/infinite or negative numbers) with a count, instead of stopping.",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="With --weights: cpu, cuda, ...")] = "cpu",
     pose_prior: Annotated[
         bool,
@@ -209,26 +221,44 @@ def evaluate(
 
     Writes a rich table to the terminal, report.json with every number and PNG plots.
     """
-    from occlupose.evaluation.inputs import EvaluationError, load_json
+    from occlupose.evaluation.inputs import (
+        EvaluationError,
+        check_ground_truth,
+        load_json,
+        subset_ground_truth,
+    )
     from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
     from occlupose.evaluation.report import report_models
     from occlupose.structures.keypoint_set import get_keypoint_set
+    from occlupose.utils.io import ensure_writable_dir
 
     if (results is None) == (weights is None):
         raise typer.BadParameter("give either --results or --weights (with --images)")
     if weights is not None and images is None:
         raise typer.BadParameter("--weights needs --images, the folder of the annotated images")
+    if weights is not None and not images.is_dir():
+        why = "is a file, not a folder" if images.exists() else "does not exist"
+        raise typer.BadParameter(f"{images} {why}", param_hint="--images")
+    rates = _parse_rates(occlude)
     source = results if results is not None else Path(weights)
     model_name = name or source.stem
     out = out or source.with_name(f"{source.stem}_eval")
+    ensure_writable_dir(out, "--out")  # before any (long) work
+    failed = False
     try:
-        ground_truth = load_json(ann)
+        ground_truth, skipped = check_ground_truth(load_json(ann), str(ann), lenient=lenient)
+        if skipped:
+            counts = "; ".join(f"{n} x {reason}" for reason, n in skipped.items())
+            error_console.print(
+                f"[yellow]--lenient: skipped {sum(skipped.values())} entries of "
+                f"{escape(str(ann))}: {escape(counts)}[/yellow]",
+                soft_wrap=True,
+            )
         dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
         get_keypoint_set(dataset_name)
         model_curves: dict[str, dict[float, object]] = {}
         if weights is not None:
-            rates = [float(r) for r in occlude.split(",")] if occlude else []
-            run = _run_model(
+            run, predicted, failures = _run_model(
                 weights,
                 preset,
                 dataset_name,
@@ -244,6 +274,27 @@ def evaluate(
                 scales=scales or [1.0],
                 decoding=decoding,
             )
+            # Only the images the model ran on are scored (--limit, unreadable images):
+            # the others' people would count as missed.
+            attempted = len(predicted) + len(failures)
+            if not predicted:
+                path, why = failures[0]
+                raise EvaluationError(
+                    f"--images {images}: none of the {attempted} images of {ann} could be "
+                    f"read (first: {path}: {why})"
+                )
+            total = len(ground_truth["images"])
+            if len(predicted) < total:
+                ground_truth = subset_ground_truth(ground_truth, predicted)
+                why = [f"--limit {limit}"] if limit is not None and limit < total else []
+                if failures:
+                    why.append(f"{len(failures)} could not be read")
+                error_console.print(
+                    f"scoring the {len(predicted)} images the model ran on, of {total} in "
+                    f"{escape(str(ann))} ({escape(', '.join(why))})",
+                    soft_wrap=True,
+                )
+            failed = bool(failures)
             results_per_model = {model_name: run.pop(0.0)}
             if run:
                 model_curves[model_name] = {0.0: results_per_model[model_name], **run}
@@ -274,6 +325,21 @@ def evaluate(
     except EvaluationError as e:
         _print_error(str(e))
         raise typer.Exit(1) from None
+    if failed:
+        raise typer.Exit(1)
+
+
+def _parse_rates(text: str | None) -> list[float]:
+    try:
+        rates = [float(r) for r in text.split(",")] if text else []
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated rates such as 0.1,0.3, got {text!r}",
+            param_hint="--occlude",
+        ) from None
+    if any(not 0 <= r <= 1 for r in rates):
+        raise typer.BadParameter(f"rates must lie in [0, 1], got {text!r}", param_hint="--occlude")
+    return rates
 
 
 def _run_model(
@@ -292,30 +358,34 @@ def _run_model(
     flip: bool = True,
     scales: Sequence[float] = (1.0,),
     decoding: str = "auto",
-) -> dict[float, list]:
-    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``."""
+) -> tuple[dict[float, list], list, list[tuple[Path, str]]]:
+    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``;
+    the ids of the images it ran on, and the images that could not be read."""
     from rich.progress import Progress
 
     from occlupose.cli.predict import load_predictor
-    from occlupose.inference.dataset import predict_dataset
+    from occlupose.inference.dataset import dataset_images, predict_dataset
     from occlupose.utils.io import atomic_write_json
 
-    predictor = load_predictor(
-        weights,
-        preset,
-        dataset_name,
-        device=device,
-        flip=flip,
-        scales=scales,
-        decoding=decoding,
-        use_pose_prior=use_pose_prior,
-    )
-    num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
+    with error_console.status("loading the model"):
+        predictor = load_predictor(
+            weights,
+            preset,
+            dataset_name,
+            device=device,
+            flip=flip,
+            scales=scales,
+            decoding=decoding,
+            use_pose_prior=use_pose_prior,
+        )
+    entries = dataset_images(ground_truth, limit)
+    num_images = len(entries)
     runs: dict[float, list] = {}
+    failures: list[tuple[Path, str]] = []
     with Progress(console=error_console) as progress:
         for rate in [0.0, *[r for r in rates if r != 0.0]]:
             task = progress.add_task(f"occlusion {rate:.2f}", total=num_images)
-            found, failures = predict_dataset(
+            found, failed = predict_dataset(
                 predictor,
                 ground_truth,
                 images,
@@ -324,11 +394,18 @@ def _run_model(
                 limit=limit,
                 on_image=lambda task=task: progress.advance(task),
             )
-            for path, why in failures:
-                progress.console.print(f"[yellow]skipped {path}: {why}[/yellow]")
+            if rate == 0.0:  # the same images fail at every rate
+                failures = failed
+                for path, why in failed:
+                    progress.console.print(
+                        f"[yellow]skipped {escape(str(path))}: {escape(why)}[/yellow]",
+                        soft_wrap=True,
+                    )
             runs[rate] = found
             atomic_write_json(out / f"results_occlusion{rate:.2f}.json", found)
-    return runs
+    unread = {path for path, _ in failures}
+    predicted = [e["id"] for e in entries if images / e["file_name"] not in unread]
+    return runs, predicted, failures
 
 
 def _print_error(message: str) -> None:

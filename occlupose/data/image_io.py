@@ -189,5 +189,6 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> 
         raise ImageReadError(
             path,
             f"image is {width}x{height} = {width * height:,} pixels, more than the limit "
-            f"of {max_pixels:,} (pass max_pixels=... to allow it)",
+            f"of {max_pixels:,} (--max-pixels on the command line, max_pixels=... in "
+            "Python, allows it)",
         )
