@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app, print_error
 from occlupose.cli.predict import SYNTHETIC_ONLY_NOTE
 
 console = Console()
@@ -40,7 +40,18 @@ def scene_ground_truth(scene, keypoint_set, image_id: int = 1) -> dict:
     }
 
 
-@app.command()
+def _write_png(path: Path, image) -> Path:
+    import cv2
+
+    from occlupose.utils.io import OutputError, atomic_write_bytes
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OutputError(f"{path}: OpenCV could not encode the picture")
+    return atomic_write_bytes(path, encoded.tobytes())
+
+
+@app.command(epilog=EXIT_STATUS)
 def demo(
     image: Path = typer.Option(
         None, "--image", help="Your own photo (default: a synthetic scene)."
@@ -48,7 +59,7 @@ def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Output folder."),
     seed: int = typer.Option(7, help="Seed of the synthetic scene."),
     occlusion: str = typer.Option("medium", help="Occlusion of the scene: none/low/medium/high."),
-    size: int = typer.Option(256, help="Side of the synthetic scene in pixels."),
+    size: int = typer.Option(256, min=32, max=4096, help="Side of the synthetic scene in pixels."),
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
     draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
     precision: str = typer.Option(
@@ -59,44 +70,58 @@ def demo(
     import cv2
     import numpy as np
 
-    from occlupose.cli.predict import load_predictor
+    from occlupose.cli.predict import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_SCORE, load_predictor
     from occlupose.data.image_io import ImageReadError
     from occlupose.data.synthetic import render_scene
     from occlupose.data.synthetic.annotations import select_keypoints
+    from occlupose.data.synthetic.scene import OCCLUSION_LEVELS
     from occlupose.evaluation import evaluate_keypoints
     from occlupose.inference import as_rgb_image
+    from occlupose.utils.io import ensure_writable_dir
     from occlupose.visualization import draw_ground_truth, draw_people, side_by_side
 
-    predictor = load_predictor(weights, min_score=0.05, precision=precision)
+    if occlusion not in OCCLUSION_LEVELS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(OCCLUSION_LEVELS)}, got {occlusion!r}",
+            param_hint="--occlusion",
+        )
+    ensure_writable_dir(out, "--out")
+    if image is not None:
+        try:
+            rgb = as_rgb_image(image)
+        except (ImageReadError, ValueError) as error:
+            print_error(str(error))
+            raise typer.Exit(code=1) from None
+    with console.status("loading the model"):
+        predictor = load_predictor(
+            weights,
+            min_score=DEFAULT_MIN_SCORE,
+            max_people=DEFAULT_MAX_PEOPLE,
+            precision=precision,
+        )
     kps = predictor.keypoint_set
-    out.mkdir(parents=True, exist_ok=True)
 
     if image is not None:
         if weights is None:
             console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")
-        try:
-            rgb = as_rgb_image(image)
-        except (ImageReadError, ValueError) as error:
-            console.print(f"[red]{error}[/red]")
-            raise typer.Exit(code=1) from None
-        people = predictor.predict_image(rgb)
+        with console.status(f"finding people in {image.name}"):
+            people = predictor.predict_image(rgb)
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         overlay = draw_people(bgr, people, kps, score_threshold=draw_threshold)
-        path = out / f"{image.stem}_pose.png"
-        cv2.imwrite(str(path), overlay)
+        path = _write_png(out / f"{image.stem}_pose.png", overlay)
         console.print(_people_table(people, kps, f"{len(people)} people in {image.name}"))
         console.print(f"overlay: {path}")
         return
 
-    scene = render_scene(seed, size=size, occlusion=occlusion)
-    rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
-    people = predictor.predict_image(rgb)
+    with console.status(f"rendering a {size} x {size} scene and finding its people"):
+        scene = render_scene(seed, size=size, occlusion=occlusion)
+        rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
+        people = predictor.predict_image(rgb)
     truth = [select_keypoints(p.keypoints, kps) for p in scene.people]
     left = draw_ground_truth(scene.image, np.stack(truth), kps) if truth else scene.image.copy()
     right = draw_people(scene.image, people, kps, score_threshold=draw_threshold)
     panel = side_by_side(left, right, ("ground truth", "prediction"))
-    path = out / f"demo_scene_seed{seed}.png"
-    cv2.imwrite(str(path), panel)
+    path = _write_png(out / f"demo_scene_seed{seed}.png", panel)
 
     ground_truth = scene_ground_truth(scene, kps)
     results = [p.to_coco(1) for p in people]

@@ -10,21 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from occlupose.cli.app import app
-from occlupose.cli.occlude import parse_rates
-from occlupose.evaluation.inputs import EvaluationError, load_json
-from occlupose.evaluation.occlusion import (
-    DEFAULT_OCCLUSION_BINS,
-    DEFAULT_OVERLAP_BINS,
-    bins_from_edges,
-)
-from occlupose.evaluation.report import report_models
-from occlupose.structures.keypoint_set import (
-    COCO_KEYPOINTS,
-    CROWDPOSE_KEYPOINTS,
-    get_keypoint_set,
-    keypoint_set_from_coco_category,
-)
+from occlupose.cli.app import EXIT_STATUS, app
+
+# The evaluation stack (numpy, pycocotools, torch) is imported inside the functions
+# that use it, so that ``occlupose --help`` does not load it.
 
 console = Console()
 error_console = Console(stderr=True)
@@ -59,6 +48,8 @@ def _parse_curve(entries: list[str], default_name: str) -> dict[str, dict[float,
 
 
 def _parse_edges(text: str | None, option: str):
+    from occlupose.evaluation.occlusion import bins_from_edges
+
     if text is None:
         return None
     try:
@@ -69,6 +60,13 @@ def _parse_edges(text: str | None, option: str):
 
 
 def _infer_dataset(ground_truth: dict, ann_path: str) -> str:
+    from occlupose.evaluation.inputs import EvaluationError
+    from occlupose.structures.keypoint_set import (
+        COCO_KEYPOINTS,
+        CROWDPOSE_KEYPOINTS,
+        keypoint_set_from_coco_category,
+    )
+
     categories = ground_truth.get("categories") if isinstance(ground_truth, dict) else None
     if not categories:
         raise EvaluationError(f"{ann_path}: ground truth has no categories")
@@ -89,6 +87,7 @@ def _covered_from_manifests(
 ) -> dict[float, dict[int, list[int]]]:
     """Covered keypoints per rate from ``occlupose occlude`` manifests, checked against
     the ground truth and the rates the curves need."""
+    from occlupose.evaluation.inputs import EvaluationError
     from occlupose.evaluation.occluded_dataset import load_manifests
 
     manifests = load_manifests(path)
@@ -140,6 +139,8 @@ def _covered_from_manifests(
 
 def _load_sweep(entry: str) -> tuple[str, list]:
     """``NAME=REPORT.json``: the curve stored under that name (or the only one) in a report."""
+    from occlupose.evaluation.inputs import EvaluationError, load_json
+
     name, path = _split_pair(entry, "--sweep")
     data = load_json(path)
     stored = data.get("controlled_occlusion") if isinstance(data, dict) else None
@@ -152,7 +153,7 @@ def _load_sweep(entry: str) -> tuple[str, list]:
     raise EvaluationError(f"{path}: no curve named {name!r}; it has {', '.join(stored)}")
 
 
-@app.command("eval")
+@app.command("eval", epilog=EXIT_STATUS)
 def evaluate(
     ann: Annotated[
         Path, typer.Option("--ann", "-a", help="Ground-truth annotations in COCO format.")
@@ -183,8 +184,20 @@ def evaluate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the controlled occlusion.")] = 0,
     limit: Annotated[
-        int | None, typer.Option(help="With --weights: only the first N images.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --weights: only the first N images (by id), and only they are scored.",
+        ),
     ] = None,
+    lenient: Annotated[
+        bool,
+        typer.Option(
+            "--lenient",
+            help="Skip bad ground-truth entries (duplicate ids, annotations of unknown "
+            "images, NaN/infinite or negative numbers) with a count, instead of stopping.",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="With --weights: cpu, cuda, ...")] = "cpu",
     pose_prior: Annotated[
         bool,
@@ -290,22 +303,45 @@ def evaluate(
 
     Writes a rich table to the terminal, report.json with every number and PNG plots.
     """
+    from occlupose.evaluation.inputs import (
+        EvaluationError,
+        check_ground_truth,
+        load_json,
+        subset_ground_truth,
+    )
+    from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
+    from occlupose.evaluation.report import report_models
+    from occlupose.structures.keypoint_set import get_keypoint_set
+    from occlupose.utils.io import ensure_writable_dir
+
     if (results is None) == (weights is None):
         raise typer.BadParameter("give either --results or --weights (with --images)")
     if weights is not None and images is None:
         raise typer.BadParameter("--weights needs --images, the folder of the annotated images")
+    if weights is not None and not images.is_dir():
+        why = "is a file, not a folder" if images.exists() else "does not exist"
+        raise typer.BadParameter(f"{images} {why}", param_hint="--images")
+    rates = _parse_rates(occlude)
     source = results if results is not None else Path(weights)
     model_name = name or source.stem
     out = out or source.with_name(f"{source.stem}_eval")
+    ensure_writable_dir(out, "--out")  # before any (long) work
+    failed = False
     try:
-        ground_truth = load_json(ann)
+        ground_truth, skipped = check_ground_truth(load_json(ann), str(ann), lenient=lenient)
+        if skipped:
+            counts = "; ".join(f"{n} x {reason}" for reason, n in skipped.items())
+            error_console.print(
+                f"[yellow]--lenient: skipped {sum(skipped.values())} entries of "
+                f"{escape(str(ann))}: {escape(counts)}[/yellow]",
+                soft_wrap=True,
+            )
         dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
         get_keypoint_set(dataset_name)
         model_curves: dict[str, dict[float, object]] = {}
         covered_per_model: dict[str, dict] = {}
         if weights is not None:
-            rates = parse_rates(occlude, "--occlude") if occlude else []
-            run, run_covered = _run_model(
+            run, run_covered, predicted, failures = _run_model(
                 weights,
                 preset,
                 dataset_name,
@@ -323,6 +359,27 @@ def evaluate(
                 precision=precision,
                 runtime=runtime,
             )
+            # Only the images the model ran on are scored (--limit, unreadable images):
+            # the others' people would count as missed.
+            attempted = len(predicted) + len(failures)
+            if not predicted:
+                path, why = failures[0]
+                raise EvaluationError(
+                    f"--images {images}: none of the {attempted} images of {ann} could be "
+                    f"read (first: {path}: {why})"
+                )
+            total = len(ground_truth["images"])
+            if len(predicted) < total:
+                ground_truth = subset_ground_truth(ground_truth, predicted)
+                why = [f"--limit {limit}"] if limit is not None and limit < total else []
+                if failures:
+                    why.append(f"{len(failures)} could not be read")
+                error_console.print(
+                    f"scoring the {len(predicted)} images the model ran on, of {total} in "
+                    f"{escape(str(ann))} ({escape(', '.join(why))})",
+                    soft_wrap=True,
+                )
+            failed = bool(failures)
             results_per_model = {model_name: run.pop(0.0)}
             if run:
                 model_curves[model_name] = {0.0: results_per_model[model_name], **run}
@@ -369,6 +426,15 @@ def evaluate(
     except EvaluationError as e:
         _print_error(str(e))
         raise typer.Exit(1) from None
+    if failed:
+        raise typer.Exit(1)
+
+
+def _parse_rates(text: str | None) -> list[float]:
+    """``--occlude 0.1,0.3``: the rates (none without the option)."""
+    from occlupose.cli.occlude import parse_rates
+
+    return parse_rates(text, "--occlude") if text else []
 
 
 def _run_model(
@@ -389,31 +455,35 @@ def _run_model(
     decoding: str = "auto",
     precision: str = "auto",
     runtime: str = "torch",
-) -> tuple[dict[float, list], dict[float, dict[int, list[int]]]]:
-    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``,
-    and the keypoints covered at each rate (annotation id -> keypoint indices)."""
+) -> tuple[dict[float, list], dict[float, dict[int, list[int]]], list, list[tuple[Path, str]]]:
+    """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``; the
+    keypoints covered at each rate (annotation id -> keypoint indices); the ids of the
+    images it ran on, and the images that could not be read."""
     from rich.progress import Progress
 
     from occlupose.cli.predict import load_predictor
     from occlupose.evaluation.occluded_dataset import covered_keypoints
-    from occlupose.inference.dataset import predict_dataset
+    from occlupose.inference.dataset import dataset_images, predict_dataset
     from occlupose.utils.io import atomic_write_json
 
-    predictor = load_predictor(
-        weights,
-        preset,
-        dataset_name,
-        device=device,
-        flip=flip,
-        scales=scales,
-        decoding=decoding,
-        precision=precision,
-        runtime=runtime,
-        use_pose_prior=use_pose_prior,
-    )
-    num_images = min(len(ground_truth.get("images", [])), limit or 10**12)
+    with error_console.status("loading the model"):
+        predictor = load_predictor(
+            weights,
+            preset,
+            dataset_name,
+            device=device,
+            flip=flip,
+            scales=scales,
+            decoding=decoding,
+            precision=precision,
+            runtime=runtime,
+            use_pose_prior=use_pose_prior,
+        )
+    entries = dataset_images(ground_truth, limit)
+    num_images = len(entries)
     runs: dict[float, list] = {}
     covered: dict[float, dict[int, list[int]]] = {}
+    failures: list[tuple[Path, str]] = []
     with Progress(console=error_console) as progress:
         for rate in [0.0, *[r for r in rates if r != 0.0]]:
             task = progress.add_task(f"occlusion {rate:.2f}", total=num_images)
@@ -423,7 +493,7 @@ def _run_model(
                 for person in covered_keypoints(annotations, hidden, image_size):
                     covered_here[person["annotation_id"]] = person["covered"]
 
-            found, failures = predict_dataset(
+            found, failed = predict_dataset(
                 predictor,
                 ground_truth,
                 images,
@@ -433,13 +503,20 @@ def _run_model(
                 on_image=lambda task=task: progress.advance(task),
                 on_occlusion=note,
             )
-            for path, why in failures:
-                progress.console.print(f"[yellow]skipped {path}: {why}[/yellow]")
+            if rate == 0.0:  # the same images fail at every rate
+                failures = failed
+                for path, why in failed:
+                    progress.console.print(
+                        f"[yellow]skipped {escape(str(path))}: {escape(why)}[/yellow]",
+                        soft_wrap=True,
+                    )
             runs[rate] = found
             if rate:
                 covered[rate] = covered_here
             atomic_write_json(out / f"results_occlusion{rate:.2f}.json", found)
-    return runs, covered
+    unread = {path for path, _ in failures}
+    predicted = [e["id"] for e in entries if images / e["file_name"] not in unread]
+    return runs, covered, predicted, failures
 
 
 def _print_error(message: str) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console(stderr=True)
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def export(
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
     preset: str = typer.Option(None, "--preset", help="Preset of an official checkpoint."),
@@ -35,8 +35,11 @@ def export(
         raise typer.BadParameter(f"unsupported format {export_format!r}; supported: onnx, pt")
     from occlupose.cli.predict import load_predictor
     from occlupose.inference.export import export_onnx, verify_onnx
+    from occlupose.utils.io import check_output_file
 
-    predictor = load_predictor(weights, preset, keypoint_set, flip=False)
+    check_output_file(out, "--out")  # before loading and converting the model
+    with console.status("loading the model"):
+        predictor = load_predictor(weights, preset, keypoint_set, flip=False)
     size = predictor.options.input_size
     if export_format == "pt":
         from occlupose.inference import resolve_weights, save_pretrained
@@ -57,11 +60,13 @@ def export(
         )
         console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return
-    names = export_onnx(predictor.model, out, input_size=size, opset=opset)
+    with console.status("exporting to ONNX"):
+        names = export_onnx(predictor.model, out, input_size=size, opset=opset)
     console.print(f"wrote {out}: input 'image' (B, 3, H, W), outputs {', '.join(names)}")
     if check:
         try:
-            error = verify_onnx(predictor.model, out, input_size=size)
+            with console.status("comparing onnxruntime with PyTorch"):
+                error = verify_onnx(predictor.model, out, input_size=size)
         except ImportError:
             console.print("onnxruntime is not installed; skipped the comparison")
         else:

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console()
 
@@ -30,7 +30,7 @@ def _modules_of(model) -> str:
     return ", ".join(parts)
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def info(
     preset: str = typer.Option(
         None, "--preset", "-p", help="Build this preset, run it once and print its summary."

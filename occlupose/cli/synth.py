@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console()
 
@@ -60,7 +60,7 @@ def occlusion_table(histogram: dict[str, dict[str, float]], title: str) -> Table
     return table
 
 
-@app.command()
+@app.command(epilog=EXIT_STATUS)
 def synth(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (images/ + annotations.json).")

@@ -8,25 +8,23 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from occlupose.cli.app import app
+from occlupose.cli.app import EXIT_STATUS, app
 
 console = Console(stderr=True)
 
 _EXAMPLES = """
+\b
 Examples:
-
   occlupose train configs/hrgr_small_synthetic.yaml
-
   occlupose train configs/hrgr_w32_512_coco.yaml --devices 8 --precision 16-mixed \\
       data.root=/datasets/coco model.init_weights=pretrained/higherhrnet_w32_512.pth
-
   occlupose train configs/hrgr_w32_512_coco.yaml --out runs/hrgr --resume   # after a crash
 
 Multi-node: launch one process per GPU with torchrun or srun (see docs/training.md).
 """
 
 
-@app.command(epilog=_EXAMPLES)
+@app.command(epilog=_EXAMPLES + "\n" + EXIT_STATUS)
 def train(
     config: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. configs/*.yaml.")],
     overrides: Annotated[

@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from occlupose.utils.errors import UserError
+
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageReadError", "read_image", "to_rgb_uint8"]
 
 #: Default limit on ``width * height``; a decompression bomb or a mistaken path to a
@@ -35,7 +37,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "ImageReadError", "read_image", "to_rgb_uint8"]
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image file could not be read; ``path`` and ``reason`` say which and why."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
@@ -187,5 +189,6 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> 
         raise ImageReadError(
             path,
             f"image is {width}x{height} = {width * height:,} pixels, more than the limit "
-            f"of {max_pixels:,} (pass max_pixels=... to allow it)",
+            f"of {max_pixels:,} (--max-pixels on the command line, max_pixels=... in "
+            "Python, allows it)",
         )

@@ -22,6 +22,7 @@ import yaml
 
 from occlupose.decode import DecodeSettings
 from occlupose.engine.module import AdversarialSettings, LossWeights, OptimizerSettings
+from occlupose.utils.errors import UserError
 from occlupose.utils.io import atomic_write
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training recipe is unusable; the message names the file or key and the problem."""
+
+    exit_code = 2
 
 
 @dataclass

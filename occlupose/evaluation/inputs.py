@@ -36,14 +36,17 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from occlupose.structures.keypoint_set import KeypointSet
+from occlupose.utils.errors import UserError
 
 __all__ = [
     "CROWDPOSE_AREA_FACTOR",
     "EvaluationError",
     "build_results_coco",
+    "check_ground_truth",
     "load_ground_truth",
     "load_json",
     "source_name",
+    "subset_ground_truth",
 ]
 
 # crowdposetools approximates a person's segmented area by this fraction of its box.
@@ -53,7 +56,7 @@ GroundTruthSource = str | os.PathLike | Mapping[str, Any] | COCO
 ResultsSource = str | os.PathLike | Sequence[Mapping[str, Any]]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """Ground truth or results that cannot be evaluated; the message names the source."""
 
 
@@ -104,6 +107,116 @@ def _check_keypoints(
         raise EvaluationError(f"{where}: 'keypoints' contains NaN or infinity")
 
 
+def check_ground_truth(
+    data: Any, name: str, *, lenient: bool = False
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Check the structure of COCO-format ground truth; what is wrong is an error.
+
+    Checked: the ``images``, ``annotations`` and ``categories`` lists; image ids
+    numeric and unique, sizes (when given) positive; annotation ids numeric and
+    unique, each annotation an object of a known image and category, its ``bbox``
+    four finite numbers with non-negative width and height, its ``area`` (when
+    given) finite and non-negative, its ``keypoints`` (when given) finite numbers.
+    Duplicate ids would make pycocotools keep one of the entries silently (a person
+    lost, a plausible but wrong AP).
+
+    Args:
+        data: the parsed JSON.
+        name: how messages call the source.
+        lenient: skip bad entries instead of failing: later duplicates of an image or
+            annotation id, annotations of unknown images or categories, and annotations
+            with non-finite or negative numbers.
+
+    Returns:
+        ``(ground_truth, skipped)``: the ground truth (``data`` itself when nothing was
+        skipped, else a copy without the skipped entries) and the number of entries
+        skipped per reason (empty when strict).
+
+    Raises:
+        EvaluationError: naming the source, the entry and the problem (when lenient,
+            only for problems of the file's structure).
+    """
+    if not isinstance(data, Mapping):
+        raise EvaluationError(f"{name}: ground truth must be a COCO JSON object, not a list")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise EvaluationError(f"{name}: ground truth has no '{key}' list")
+    if not data["categories"]:
+        raise EvaluationError(f"{name}: ground truth has no categories")
+    skipped: dict[str, int] = {}
+
+    def bad(reason: str, where: str) -> None:
+        if not lenient:
+            raise EvaluationError(f"{where}: {reason} (--lenient skips such entries)")
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    images = []
+    seen_images: dict[Any, int] = {}
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, Mapping) or not _is_number(image.get("id")):
+            raise EvaluationError(f"{name}: images[{i}] has no numeric 'id'")
+        where = f"{name}: images[{i}] (id {image['id']})"
+        if image["id"] in seen_images:
+            bad(f"duplicate image id, also images[{seen_images[image['id']]}]", where)
+            continue
+        sizes = [image.get(k) for k in ("width", "height") if image.get(k) is not None]
+        if not all(_is_number(v) and math.isfinite(v) and v > 0 for v in sizes):
+            bad("'width' and 'height' must be positive numbers", where)
+            continue
+        seen_images[image["id"]] = i
+        images.append(image)
+    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, Mapping)}
+
+    annotations = []
+    seen_annotations: dict[Any, int] = {}
+    for i, ann in enumerate(data["annotations"]):
+        where = f"{name}: annotations[{i}]"
+        if not isinstance(ann, Mapping):
+            raise EvaluationError(f"{where} is not an object")
+        where = f"{where} (id {ann.get('id')}, image {ann.get('image_id')})"
+        if not _is_number(ann.get("id")):
+            raise EvaluationError(f"{where}: missing numeric 'id'")
+        if ann["id"] in seen_annotations:
+            bad(f"duplicate annotation id, also annotations[{seen_annotations[ann['id']]}]", where)
+            continue
+        reason = _annotation_problem(ann, seen_images, category_ids)
+        if reason is not None:
+            bad(reason, where)
+            continue
+        seen_annotations[ann["id"]] = i
+        annotations.append(ann)
+    if not skipped:
+        return dict(data), skipped
+    # Reasons that name an entry index are counted together.
+    counts: dict[str, int] = {}
+    for reason, count in skipped.items():
+        key = reason.split(", also ")[0]
+        counts[key] = counts.get(key, 0) + count
+    return {**data, "images": images, "annotations": annotations}, counts
+
+
+def _annotation_problem(ann: Mapping, image_ids: Mapping, category_ids: set) -> str | None:
+    if ann.get("image_id") not in image_ids:
+        return "'image_id' is not in 'images'"
+    if ann.get("category_id") not in category_ids:
+        return "'category_id' is not in 'categories'"
+    box = ann.get("bbox")
+    if not isinstance(box, list | tuple) or len(box) != 4 or not all(map(_is_number, box)):
+        return "'bbox' must be [x, y, width, height]"
+    if not all(math.isfinite(v) for v in box):
+        return "'bbox' contains NaN or infinity"
+    if box[2] < 0 or box[3] < 0:
+        return "'bbox' has a negative width or height"
+    area = ann.get("area")
+    if area is not None and _is_number(area) and not (math.isfinite(area) and area >= 0):
+        return f"'area' must be a finite number >= 0, got {area}"
+    keypoints = ann.get("keypoints")
+    numbers = isinstance(keypoints, list | tuple) and all(_is_number(v) for v in keypoints)
+    if numbers and not all(math.isfinite(v) for v in keypoints):
+        return "'keypoints' contains NaN or infinity"
+    return None
+
+
 def load_ground_truth(
     source: GroundTruthSource,
     keypoint_set: KeypointSet,
@@ -111,7 +224,8 @@ def load_ground_truth(
     area_from_box: bool = False,
     name: str | None = None,
 ) -> COCO:
-    """Load and check COCO-format keypoint ground truth.
+    """Load and check COCO-format keypoint ground truth (:func:`check_ground_truth`,
+    and every annotation's keypoints against ``keypoint_set``).
 
     Args:
         source: a path (``.json`` or ``.json.gz``), a parsed COCO dict or a ``COCO`` object.
@@ -131,42 +245,16 @@ def load_ground_truth(
         data = source
     else:
         data = load_json(source)
-    if not isinstance(data, Mapping):
-        raise EvaluationError(f"{name}: ground truth must be a COCO JSON object, not a list")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise EvaluationError(f"{name}: ground truth has no '{key}' list")
-    if not data["categories"]:
-        raise EvaluationError(f"{name}: ground truth has no categories")
-
-    images = []
-    for i, image in enumerate(data["images"]):
-        if not isinstance(image, Mapping) or not _is_number(image.get("id")):
-            raise EvaluationError(f"{name}: images[{i}] has no numeric 'id'")
-        images.append(dict(image))
-    image_ids = {image["id"] for image in images}
-    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, Mapping)}
+    data, _ = check_ground_truth(data, name)
+    images = [dict(image) for image in data["images"]]
 
     annotations = []
     filled_area = 0
     for i, ann in enumerate(data["annotations"]):
-        where = f"{name}: annotations[{i}]"
-        if not isinstance(ann, Mapping):
-            raise EvaluationError(f"{where} is not an object")
         ann = dict(ann)
-        where = f"{where} (id {ann.get('id')}, image {ann.get('image_id')})"
-        if not _is_number(ann.get("id")):
-            raise EvaluationError(f"{where}: missing numeric 'id'")
-        if ann.get("image_id") not in image_ids:
-            raise EvaluationError(f"{where}: 'image_id' is not in 'images'")
-        if ann.get("category_id") not in category_ids:
-            raise EvaluationError(f"{where}: 'category_id' is not in 'categories'")
+        where = f"{name}: annotations[{i}] (id {ann.get('id')}, image {ann.get('image_id')})"
         _check_keypoints(ann.get("keypoints"), keypoint_set, where)
-        box = ann.get("bbox")
-        if not isinstance(box, list | tuple) or len(box) != 4 or not all(map(_is_number, box)):
-            raise EvaluationError(f"{where}: 'bbox' must be [x, y, width, height]")
-        if box[2] < 0 or box[3] < 0:
-            raise EvaluationError(f"{where}: 'bbox' has a negative width or height")
+        box = ann["bbox"]
         box_area = CROWDPOSE_AREA_FACTOR * box[2] * box[3]
         if area_from_box:
             ann["area"] = box_area
@@ -188,6 +276,16 @@ def load_ground_truth(
     dataset["images"] = images
     dataset["annotations"] = annotations
     return _coco_from_dict(dataset)
+
+
+def subset_ground_truth(data: Mapping[str, Any], image_ids: Any) -> dict[str, Any]:
+    """The ground truth restricted to ``image_ids`` (their images and annotations)."""
+    keep = set(image_ids)
+    return {
+        **data,
+        "images": [image for image in data["images"] if image["id"] in keep],
+        "annotations": [ann for ann in data["annotations"] if ann["image_id"] in keep],
+    }
 
 
 def _coco_from_dict(dataset: dict) -> COCO:

@@ -12,9 +12,14 @@ import numpy as np
 from occlupose.data.image_io import ImageReadError, read_image
 from occlupose.inference.predictor import Predictor
 
-__all__ = ["predict_dataset"]
+__all__ = ["dataset_images", "predict_dataset"]
 
 logger = logging.getLogger(__name__)
+
+
+def dataset_images(ground_truth: Mapping, limit: int | None = None) -> list[dict]:
+    """The image entries :func:`predict_dataset` runs on: sorted by id, the first ``limit``."""
+    return sorted(ground_truth.get("images", []), key=lambda im: im["id"])[:limit]
 
 
 def predict_dataset(
@@ -58,7 +63,7 @@ def predict_dataset(
     for ann in ground_truth.get("annotations", []):
         by_image.setdefault(ann["image_id"], []).append(ann)
     category_id = (ground_truth.get("categories") or [{"id": 1}])[0]["id"]
-    images = sorted(ground_truth.get("images", []), key=lambda im: im["id"])[:limit]
+    images = dataset_images(ground_truth, limit)
 
     results, failures = [], []
     for entry in images:

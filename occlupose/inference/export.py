@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from occlupose.models import HRGRNet
 from occlupose.structures import PoseOutputs
+from occlupose.utils.io import atomic_write
 
 __all__ = ["ExportableNetwork", "OnnxNetwork", "export_onnx", "verify_onnx"]
 
@@ -52,15 +53,19 @@ def export_onnx(
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
     for name in wrapper.output_names:
         dynamic[name] = {0: "batch", 2: f"{name}_h", 3: f"{name}_w"}
-    torch.onnx.export(
-        wrapper,
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=wrapper.output_names,
-        dynamic_axes=dynamic,
-        opset_version=opset,
-        dynamo=False,
+    # Written under a temporary name and renamed when complete (atomic_write).
+    atomic_write(
+        path,
+        lambda tmp: torch.onnx.export(
+            wrapper,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=wrapper.output_names,
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            dynamo=False,
+        ),
     )
     return wrapper.output_names
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from occlupose.utils.errors import UserError
 
 __all__ = [
     "Checkpoint",
     "CheckpointError",
     "LoadReport",
+    "load_checkpoint_file",
     "load_weights",
     "read_checkpoint",
     "read_state_dict",
@@ -27,7 +33,7 @@ _BACKBONE_PREFIXES = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition
 _MAX_LISTED = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file cannot be read, or does not fit the model."""
 
 
@@ -82,6 +88,84 @@ class Checkpoint:
     metadata: dict
 
 
+def _looks_like(path: Path) -> str:
+    """What the first bytes of a file say it is: zip, pickle or unknown."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"  # torch's legacy format, or a plain pickle
+    return "unknown"
+
+
+def load_checkpoint_file(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors that say what is wrong.
+
+    Args:
+        path: the file.
+        mmap: map the tensors' storage instead of reading it (zip-format files only;
+            cheap for checking a large checkpoint's structure).
+
+    Raises:
+        CheckpointError: the file is missing, is not a PyTorch checkpoint, is truncated
+            or corrupt, or would need to run pickled code to load.
+    """
+    path = Path(path)
+    if not path.is_file():
+        reason = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint file not found: {path} {reason}")
+    try:
+        kind = _looks_like(path)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if kind == "unknown":
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (neither the zip format of torch.save nor a "
+            f"pickle; {size:,} bytes)"
+            if size
+            else f"{path}: not a PyTorch checkpoint (empty file)"
+        )
+    if kind == "zip" and not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: truncated or corrupt PyTorch checkpoint (its zip directory is missing: "
+            "an interrupted download or copy?)"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
+    except pickle.UnpicklingError as err:
+        # torch names the global the file wants to import ("Unsupported global: GLOBAL
+        # module.name"); any other unpickling failure is damaged data.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found is None:
+            raise CheckpointError(
+                f"{path}: corrupt PyTorch checkpoint (it cannot be unpickled: {_last_line(err)})"
+            ) from None
+        raise CheckpointError(
+            f"{path}: refusing to load, the file needs to run pickled code ({found.group(1)}; "
+            "torch.load(weights_only=True) failed). Only load files you trust: re-save "
+            "them with torch.save(model.state_dict(), path) in a trusted environment."
+        ) from None
+    except Exception as err:  # corrupt data inside a well-formed archive
+        raise CheckpointError(
+            f"{path}: corrupt PyTorch checkpoint ({_first_sentence(err)})"
+        ) from None
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    end = text.find(". ")
+    return text[: end + 1] if 0 < end < 200 else text[:200]
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # torch ends its message with a pointer to the documentation; the cause is before it.
+    lines = [line for line in lines if not line.startswith("Check the documentation")]
+    return (lines[-1] if lines else type(error).__name__)[:200]
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint file without running pickled code.
 
@@ -91,20 +175,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     discriminator's, are dropped).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refusing to load, the file needs to run pickled code "
-            "(torch.load(weights_only=True) failed). Only load files you trust: re-save "
-            "them with torch.save(model.state_dict(), path) in a trusted environment. "
-            f"Detail: {str(err).splitlines()[0]}"
-        ) from None
-    except Exception as err:  # corrupt, truncated or not a torch file at all
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
-
+    obj = load_checkpoint_file(path)
     metadata = obj.get("occlupose") if isinstance(obj, Mapping) else None
     metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
     for wrapper in ("state_dict", "model", "model_state_dict"):

@@ -9,7 +9,69 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_torch_save"]
+from occlupose.utils.errors import UserError
+
+__all__ = [
+    "OutputError",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "check_output_file",
+    "ensure_writable_dir",
+]
+
+
+class OutputError(UserError, OSError):
+    """An output folder or file cannot be written; the message names it and why."""
+
+
+def ensure_writable_dir(
+    path: str | os.PathLike, what: str = "output folder", *, create: bool = False
+) -> Path:
+    """Check that files can be written in folder ``path``, which may not exist yet.
+
+    Meant to run before any long work, so that a run does not compute for minutes and
+    then fail to save. A missing folder is checked through its nearest existing
+    parent (and made only with ``create``; writers make it when they write, so a run
+    that fails early leaves nothing behind). ``what`` names the folder in messages
+    (e.g. ``"--out"``).
+
+    Raises:
+        OutputError: ``path`` or a parent is a file, or the folder is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what}: {path} is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what}: cannot create {path}: {existing} is a file, not a folder")
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+            existing = path
+        fd, probe = tempfile.mkstemp(prefix=".occlupose-write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise OutputError(f"{what}: cannot write to {path} ({reason})") from None
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Check that ``path`` can be written as a file (its folder created if needed).
+
+    Raises:
+        OutputError: ``path`` is a folder, or its folder is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what}: {path} is a folder, not a file")
+    ensure_writable_dir(path.parent, f"{what}: the folder of {path.name}")
+    return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -37,6 +99,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = None) -> Path:

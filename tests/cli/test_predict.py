@@ -37,12 +37,18 @@ def test_predict_folder_and_video(tiny_checkpoint, inputs, tmp_path):
     result = runner.invoke(
         app, ["predict", str(inputs), "--weights", str(path), "--out", str(out), "--min-score", "0"]
     )
-    assert result.exit_code == 0, result.output
-    # Two images and the video processed; the text file and the broken JPEG reported.
+    # Two images and the video processed; the broken JPEG failed (exit status 1), and the
+    # text file is no image or video by its name: ignored, and said so.
+    assert result.exit_code == 1, result.output
     assert (out / "000000000785_pose.jpg").is_file() and (out / "gray_pose.jpg").is_file()
     assert (out / "clip_pose.mp4").is_file()
-    assert "processed 3 of 5 inputs" in result.output
-    assert "notes.txt" in result.output and "broken.jpg" in result.output
+    assert "processed 3 of 4 inputs" in result.output
+    assert "1 input failed:" in result.output and "broken.jpg: not a decodable" in result.output
+    assert "ignored 1 file in the input folders" in result.output and "notes.txt" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".results.json.lock", "000000000785_pose.jpg", "clip_pose.mp4", "gray_pose.jpg",
+        "results.json",
+    ]  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert {r["file_name"] for r in results} <= {"000000000785.jpg", "gray.png", "clip.avi"}
     for r in results:
@@ -75,9 +81,13 @@ def test_video_frames_in_batches_give_the_same_people(tiny_checkpoint, inputs, t
 
 def test_predict_reports_missing_inputs(tiny_checkpoint, tmp_path):
     path, _ = tiny_checkpoint
-    result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--weights", str(path)])
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "nope.jpg"), "--weights", str(path), "--out", str(out)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 1
-    assert "does not exist" in result.output
+    assert "processed 0 of 1 input\n" in result.output
+    assert f"{tmp_path / 'nope.jpg'}: does not exist" in result.output
+    assert not out.exists()
 
 
 def test_predict_rejects_a_non_positive_scale(tiny_checkpoint, inputs, tmp_path):

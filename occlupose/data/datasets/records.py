@@ -12,11 +12,12 @@ import numpy as np
 
 from occlupose.data.image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from occlupose.structures.keypoint_set import KeypointSet
+from occlupose.utils.errors import UserError
 
 __all__ = ["AnnotationError", "ImageRecord", "KeypointDataset", "LoadReport"]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """An annotation file is unusable; the message names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
