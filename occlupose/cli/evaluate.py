@@ -241,6 +241,15 @@ def evaluate(
             help="With --weights: torch, or onnxruntime (the exported network, float32, CPU).",
         ),
     ] = "torch",
+    completion: Annotated[
+        str,
+        typer.Option(
+            "--completion",
+            help="With --weights: fill in joints that were not found with learned (the "
+            "bundled pose completer), prior (the pose prior saved with the weights), none, "
+            "or auto (learned, except with official decoding).",
+        ),
+    ] = "auto",
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -358,6 +367,7 @@ def evaluate(
                 decoding=decoding,
                 precision=precision,
                 runtime=runtime,
+                completion=completion,
             )
             # Only the images the model ran on are scored (--limit, unreadable images):
             # the others' people would count as missed.
@@ -455,6 +465,7 @@ def _run_model(
     decoding: str = "auto",
     precision: str = "auto",
     runtime: str = "torch",
+    completion: str = "auto",
 ) -> tuple[dict[float, list], dict[float, dict[int, list[int]]], list, list[tuple[Path, str]]]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``; the
     keypoints covered at each rate (annotation id -> keypoint indices); the ids of the
@@ -478,6 +489,7 @@ def _run_model(
             precision=precision,
             runtime=runtime,
             use_pose_prior=use_pose_prior,
+            completion=completion,
         )
     entries = dataset_images(ground_truth, limit)
     num_images = len(entries)

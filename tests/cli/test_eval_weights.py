@@ -81,3 +81,30 @@ def test_eval_rejects_a_non_positive_scale(tiny_checkpoint, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "scales must be positive" in result.output
+
+
+def test_eval_completes_people_as_it_is_told(tmp_path):
+    from occlupose.inference import Predictor, PredictorOptions
+    from occlupose.inference.dataset import predict_dataset
+
+    # The bundled model finds people in its own benchmark's scenes, some of them partly.
+    weights = "hrgr_small_synthetic"
+    ann = generate_dataset(tmp_path / "synth", 2, seed=3, size=256, progress=False)
+    images = ann.parent / "images"
+    args = ["eval", "--weights", str(weights), "--ann", str(ann), "--images", str(images)]
+    result = runner.invoke(app, [*args, "--completion", "gan", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "--completion" in result.output
+    assert not (tmp_path / "bad").exists()
+
+    found = {}
+    for completion in ("none", "learned"):
+        out = tmp_path / completion
+        result = runner.invoke(app, [*args, "--completion", completion, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        found[completion] = json.loads((out / "results_occlusion0.00.json").read_text())
+        predictor = Predictor.from_pretrained(
+            weights, options=PredictorOptions(completion=completion)
+        )
+        expected, _ = predict_dataset(predictor, json.loads(ann.read_text()), images)
+        assert found[completion] == json.loads(json.dumps(expected))
+    assert found["none"] and found["none"] != found["learned"]
