@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from occlupose.cli.app import EXIT_STATUS, app, print_error
-from occlupose.cli.predict import SYNTHETIC_ONLY_NOTE
+from occlupose.cli.predict import DEFAULT_DRAW_THRESHOLD, SYNTHETIC_ONLY_NOTE
 
 console = Console()
 
@@ -61,7 +61,9 @@ def demo(
     occlusion: str = typer.Option("medium", help="Occlusion of the scene: none/low/medium/high."),
     size: int = typer.Option(256, min=32, max=4096, help="Side of the synthetic scene in pixels."),
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
-    draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
+    draw_threshold: float = typer.Option(
+        DEFAULT_DRAW_THRESHOLD, help="Joints below this score are not drawn."
+    ),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (bfloat16 where the CPU has it), fp32 or bf16."
     ),
