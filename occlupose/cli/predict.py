@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from occlupose.cli.app import EXIT_STATUS, app
+from occlupose.cli.status import status
 
 console = Console(stderr=True)
 
@@ -284,7 +285,7 @@ def predict(
         raise typer.Exit(code=1)
     ensure_writable_dir(out, "--out")  # before the model and the (long) inference
 
-    with console.status("loading the model"):
+    with status("loading the model"):
         predictor = load_predictor(
             weights,
             preset,
