@@ -50,7 +50,7 @@ def info(
         else:  # a table this narrow would cut or fold every column: one block per preset
             console.print(title, style="italic")
             for name, size, parameters, modules, description in rows:
-                console.print(f"{name}", style="bold", no_wrap=True, overflow="ignore")
+                console.print(name, style="bold", no_wrap=True, overflow="ignore")
                 text = f"{description}; input {size} px, {parameters} parameters; {modules}"
                 console.print(Padding(text, (0, 0, 0, 2), expand=False))
         return
