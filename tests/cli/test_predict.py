@@ -228,3 +228,12 @@ def test_default_thresholds_drop_weak_people_but_min_score_0_and_eval_keep_them(
     assert result.exit_code == 0, result.output
     evaluated = json.loads((out / "results_occlusion0.00.json").read_text())
     assert sorted(r["score"] for r in evaluated) == sorted(scores["all"])
+
+
+def test_predict_help_says_where_the_default_thresholds_come_from():
+    from occlupose.cli.predict import DEFAULT_DRAW_THRESHOLD, DEFAULT_MIN_SCORE
+
+    text = " ".join(runner.invoke(app, ["predict", "--help"]).output.split())
+    assert text.count("chosen for F1 on held-out synthetic data") == 2
+    assert f"[default: {DEFAULT_MIN_SCORE}]" in text
+    assert f"[default: {DEFAULT_DRAW_THRESHOLD}]" in text
