@@ -133,9 +133,7 @@ def synth(
                 workers=workers,
                 progress=str(out),
             )
-    except OSError as error:
-        if isinstance(error, OutputError):
-            raise
+    except OSError as error:  # e.g. the disk filled up: the partial folder is gone already
         reason = (error.strerror or str(error)).lower()
         raise OutputError(f"--out: cannot write the data set to {out} ({reason})") from None
     with open(out / path.name, encoding="utf-8") as f:

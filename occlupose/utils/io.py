@@ -106,7 +106,8 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     completes, the folder is renamed to ``path``, replacing an old ``path`` only then.
     If the block fails or is interrupted, the partial folder and any parent folders made
     for it are removed and ``path`` is left as it was: no half-written data set, and no
-    good one lost. (Only a process killed with SIGKILL leaves the hidden folder behind.)
+    good one lost. (A process killed outright, by SIGKILL or an unhandled SIGTERM, leaves
+    the hidden folder behind, never a half-written ``path``.)
     """
     path = Path(path)
     missing = []
