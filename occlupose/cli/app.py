@@ -17,6 +17,10 @@ names and text at 80 columns when the output is not a terminal).
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -24,7 +28,14 @@ from typer.core import TyperGroup
 
 from occlupose.utils.errors import UserError
 
-__all__ = ["EXIT_STATUS", "app", "debug_enabled", "describe_error", "print_error"]
+__all__ = [
+    "EXIT_STATUS",
+    "app",
+    "debug_enabled",
+    "describe_error",
+    "print_error",
+    "sigterm_runs_cleanup",
+]
 
 #: The exit status rule of every command, shown in the help pages.
 EXIT_STATUS = (
@@ -67,6 +78,25 @@ def describe_error(error: BaseException) -> tuple[str, int]:
         "OCCLUPOSE_DEBUG=1 for the traceback, and report it)",
         1,
     )
+
+
+@contextmanager
+def sigterm_runs_cleanup() -> Iterator[None]:
+    """Within the block, SIGTERM (kill, timeout, a job scheduler) ends the command as
+    Ctrl-C does: through its clean-up code, which removes partial outputs, with exit
+    status 143. (By default SIGTERM ends Python at once, leaving them behind.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _ReportingGroup(TyperGroup):

@@ -9,9 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from occlupose.cli.app import EXIT_STATUS, app, print_error
-from occlupose.cli.predict import SYNTHETIC_ONLY_NOTE
+from occlupose.cli.predict import DEFAULT_DRAW_THRESHOLD, SYNTHETIC_ONLY_NOTE
+from occlupose.cli.status import status
 
 console = Console()
+
+#: The scene's occlusion levels (occlupose.data.synthetic.scene.OCCLUSION_LEVELS), here
+#: so that a bad --occlusion is refused before the data stack is imported.
+DEMO_OCCLUSION_LEVELS = ("none", "low", "medium", "high")
 
 
 def _people_table(people, keypoint_set, title: str) -> Table:
@@ -61,38 +66,40 @@ def demo(
     occlusion: str = typer.Option("medium", help="Occlusion of the scene: none/low/medium/high."),
     size: int = typer.Option(256, min=32, max=4096, help="Side of the synthetic scene in pixels."),
     weights: str = typer.Option(None, "--weights", "-w", help="Checkpoint (default: bundled)."),
-    draw_threshold: float = typer.Option(0.2, help="Joints below this score are not drawn."),
+    draw_threshold: float = typer.Option(
+        DEFAULT_DRAW_THRESHOLD, help="Joints below this score are not drawn."
+    ),
     precision: str = typer.Option(
         "auto", "--precision", help="auto (bfloat16 where the CPU has it), fp32 or bf16."
     ),
 ) -> None:
     """Run the default model on a crowded, occluded scene and show what it finds."""
-    import cv2
-    import numpy as np
-
-    from occlupose.cli.predict import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_SCORE, load_predictor
-    from occlupose.data.image_io import ImageReadError
-    from occlupose.data.synthetic import render_scene
-    from occlupose.data.synthetic.annotations import select_keypoints
-    from occlupose.data.synthetic.scene import OCCLUSION_LEVELS
-    from occlupose.evaluation import evaluate_keypoints
-    from occlupose.inference import as_rgb_image
     from occlupose.utils.io import ensure_writable_dir
-    from occlupose.visualization import draw_ground_truth, draw_people, side_by_side
 
-    if occlusion not in OCCLUSION_LEVELS:
+    if occlusion not in DEMO_OCCLUSION_LEVELS:
         raise typer.BadParameter(
-            f"must be one of {', '.join(OCCLUSION_LEVELS)}, got {occlusion!r}",
+            f"must be one of {', '.join(DEMO_OCCLUSION_LEVELS)}, got {occlusion!r}",
             param_hint="--occlusion",
         )
     ensure_writable_dir(out, "--out")
-    if image is not None:
-        try:
-            rgb = as_rgb_image(image)
-        except (ImageReadError, ValueError) as error:
-            print_error(str(error))
-            raise typer.Exit(code=1) from None
-    with console.status("loading the model"):
+    with status("loading the model"):
+        import cv2
+        import numpy as np
+
+        from occlupose.cli.predict import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_SCORE, load_predictor
+        from occlupose.data.image_io import ImageReadError
+        from occlupose.data.synthetic import render_scene
+        from occlupose.data.synthetic.annotations import select_keypoints
+        from occlupose.evaluation import evaluate_keypoints
+        from occlupose.inference import as_rgb_image
+        from occlupose.visualization import draw_ground_truth, draw_people, side_by_side
+
+        if image is not None:
+            try:
+                rgb = as_rgb_image(image)
+            except (ImageReadError, ValueError) as error:
+                print_error(str(error))
+                raise typer.Exit(code=1) from None
         predictor = load_predictor(
             weights,
             min_score=DEFAULT_MIN_SCORE,
@@ -104,7 +111,7 @@ def demo(
     if image is not None:
         if weights is None:
             console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")
-        with console.status(f"finding people in {image.name}"):
+        with status(f"finding people in {image.name}"):
             people = predictor.predict_image(rgb)
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         overlay = draw_people(bgr, people, kps, score_threshold=draw_threshold)
@@ -113,7 +120,7 @@ def demo(
         console.print(f"overlay: {path}")
         return
 
-    with console.status(f"rendering a {size} x {size} scene and finding its people"):
+    with status(f"rendering a {size} x {size} scene and finding its people"):
         scene = render_scene(seed, size=size, occlusion=occlusion)
         rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
         people = predictor.predict_image(rgb)

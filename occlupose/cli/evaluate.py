@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from occlupose.cli.app import EXIT_STATUS, app
+from occlupose.cli.status import status
 
 # The evaluation stack (numpy, pycocotools, torch) is imported inside the functions
 # that use it, so that ``occlupose --help`` does not load it.
@@ -312,15 +313,6 @@ def evaluate(
 
     Writes a rich table to the terminal, report.json with every number and PNG plots.
     """
-    from occlupose.evaluation.inputs import (
-        EvaluationError,
-        check_ground_truth,
-        load_json,
-        subset_ground_truth,
-    )
-    from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
-    from occlupose.evaluation.report import report_models
-    from occlupose.structures.keypoint_set import get_keypoint_set
     from occlupose.utils.io import ensure_writable_dir
 
     if (results is None) == (weights is None):
@@ -336,8 +328,23 @@ def evaluate(
     out = out or source.with_name(f"{source.stem}_eval")
     ensure_writable_dir(out, "--out")  # before any (long) work
     failed = False
+    with status(f"reading {ann}"):
+        from occlupose.evaluation.inputs import (
+            EvaluationError,
+            check_ground_truth,
+            load_json,
+            subset_ground_truth,
+        )
+        from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
+        from occlupose.evaluation.report import report_models
+        from occlupose.structures.keypoint_set import get_keypoint_set
+
+        try:
+            ground_truth, skipped = check_ground_truth(load_json(ann), str(ann), lenient=lenient)
+        except EvaluationError as e:
+            _print_error(str(e))
+            raise typer.Exit(1) from None
     try:
-        ground_truth, skipped = check_ground_truth(load_json(ann), str(ann), lenient=lenient)
         if skipped:
             counts = "; ".join(f"{n} x {reason}" for reason, n in skipped.items())
             error_console.print(
@@ -477,7 +484,7 @@ def _run_model(
     from occlupose.inference.dataset import dataset_images, predict_dataset
     from occlupose.utils.io import atomic_write_json
 
-    with error_console.status("loading the model"):
+    with status("loading the model"):
         predictor = load_predictor(
             weights,
             preset,

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from occlupose.cli.app import EXIT_STATUS, app
+from occlupose.cli.status import status
 
 console = Console(stderr=True)
 
@@ -32,13 +33,16 @@ def export(
     model trained with ``occlupose train``.
     """
     if export_format not in ("onnx", "pt"):
-        raise typer.BadParameter(f"unsupported format {export_format!r}; supported: onnx, pt")
-    from occlupose.cli.predict import load_predictor
-    from occlupose.inference.export import export_onnx, verify_onnx
+        raise typer.BadParameter(
+            f"unsupported format {export_format!r}; supported: onnx, pt", param_hint="--format"
+        )
     from occlupose.utils.io import check_output_file
 
     check_output_file(out, "--out")  # before loading and converting the model
-    with console.status("loading the model"):
+    with status("loading the model"):
+        from occlupose.cli.predict import load_predictor
+        from occlupose.inference.export import export_onnx, verify_onnx
+
         predictor = load_predictor(weights, preset, keypoint_set, flip=False)
     size = predictor.options.input_size
     if export_format == "pt":
@@ -60,12 +64,12 @@ def export(
         )
         console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return
-    with console.status("exporting to ONNX"):
+    with status("exporting to ONNX"):
         names = export_onnx(predictor.model, out, input_size=size, opset=opset)
     console.print(f"wrote {out}: input 'image' (B, 3, H, W), outputs {', '.join(names)}")
     if check:
         try:
-            with console.status("comparing onnxruntime with PyTorch"):
+            with status("comparing onnxruntime with PyTorch"):
                 error = verify_onnx(predictor.model, out, input_size=size)
         except ImportError:
             console.print("onnxruntime is not installed; skipped the comparison")

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from occlupose.cli.app import app
+from occlupose.cli.app import app, sigterm_runs_cleanup
+from occlupose.cli.status import status
 
 console = Console(stderr=True)
 
@@ -82,20 +83,34 @@ def occlude(
 
     Images that cannot be read are named, left out of the copies and of their annotations.json, and the command exits with status 1.
     """  # noqa: E501 (one line per paragraph: the help output wraps them)
-    from occlupose.evaluation.inputs import EvaluationError, load_json
-    from occlupose.evaluation.occluded_dataset import write_occluded_copies
+    from occlupose.utils.io import ensure_writable_dir
 
-    rate_list = parse_rates(rates, "--rates")
+    if not images.is_dir():
+        why = "is a file, not a folder" if images.exists() else "does not exist"
+        raise typer.BadParameter(f"{images} {why}", param_hint="--images")
+    ensure_writable_dir(out, "--out")  # a file or an unwritable folder: before any work
+    with status(f"reading {ann}"):
+        from occlupose.evaluation.inputs import EvaluationError, load_json
+        from occlupose.evaluation.occluded_dataset import write_occluded_copies
+
+        rate_list = parse_rates(rates, "--rates")
+        try:
+            ground_truth = load_json(ann)
+        except EvaluationError as e:
+            console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(1) from None
     try:
-        ground_truth = load_json(ann)
         num_images = len(ground_truth.get("images") or []) if isinstance(ground_truth, dict) else 0
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
+        with (
+            sigterm_runs_cleanup(),
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress,
+        ):
             task = progress.add_task(f"occluding at {len(rate_list)} rates", total=num_images)
             written = write_occluded_copies(
                 ann,  # the file itself: its text is copied unchanged

@@ -10,8 +10,9 @@ Quick use::
     # + AP per crowd-index / overlap bin and visible vs hidden keypoint rates
 
 Inference code evaluates ``{image_id: [Person, ...]}`` with :func:`evaluate_people`.
-Any other model is tested under occlusion on the copies :func:`write_occluded_copies`
-writes (``occlupose occlude``).
+The score thresholds of pictures are chosen with :func:`match_people` and the sweeps
+of :mod:`occlupose.evaluation.thresholds`. Any other model is tested under occlusion on
+the copies :func:`write_occluded_copies` writes (``occlupose occlude``).
 """
 
 from occlupose.evaluation.coco_eval import (
@@ -54,6 +55,13 @@ from occlupose.evaluation.report import (
     report_models,
     write_report,
 )
+from occlupose.evaluation.thresholds import (
+    PersonMatches,
+    joint_threshold_sweep,
+    keypoint_similarity,
+    match_people,
+    person_threshold_sweep,
+)
 
 __all__ = [
     "COCO_METRIC_NAMES",
@@ -67,6 +75,7 @@ __all__ = [
     "EvaluationProtocol",
     "KeypointCOCOeval",
     "OCCLUDER_KINDS",
+    "PersonMatches",
     "ap_per_bin",
     "bins_from_edges",
     "completion_people",
@@ -80,12 +89,16 @@ __all__ = [
     "get_protocol",
     "hidden_masks",
     "hide_patterns",
+    "joint_threshold_sweep",
     "keypoint_localisation",
+    "keypoint_similarity",
     "labelled_poses",
     "load_manifests",
+    "match_people",
     "occlude_image",
     "occlusion_summary",
     "people_to_results",
+    "person_threshold_sweep",
     "report_models",
     "visible_keypoint_oracle",
     "write_occluded_copies",

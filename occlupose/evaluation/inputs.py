@@ -78,6 +78,8 @@ def load_json(path: str | os.PathLike) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise EvaluationError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise EvaluationError(f"{path}: is a folder, not a JSON file") from None
     except json.JSONDecodeError as e:
         raise EvaluationError(
             f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from occlupose.data.image_io import ImageReadError, read_image
 from occlupose.evaluation.controlled_occlusion import OCCLUDER_KINDS, occlude_image
 from occlupose.evaluation.inputs import EvaluationError, load_ground_truth, load_json
 from occlupose.structures.keypoint_set import KeypointSet, keypoint_set_from_coco_category
+from occlupose.utils.io import staged_folder
 
 __all__ = [
     "ANNOTATIONS_NAME",
@@ -251,9 +251,7 @@ def write_occluded_copies(
             f"{gt_name}: no person has a visible (v=2) keypoint, so there is nothing to occlude"
         )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         folders = {rate: staging / name for rate, name in zip(rates, names, strict=True)}
         for folder in folders.values():
             (folder / IMAGES_DIR).mkdir(parents=True)
@@ -322,10 +320,6 @@ def write_occluded_copies(
                 "people": people[rate],
             }
             (folder / MANIFEST_NAME).write_text(_manifest_text(manifest), encoding="utf-8")
-        _move_into_place(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return OccludedCopies(
         out_dir=out_dir,
         folders={rate: out_dir / name for rate, name in zip(rates, names, strict=True)},
@@ -359,17 +353,6 @@ def _manifest_text(manifest: Mapping[str, Any]) -> str:
         else:
             lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename the finished ``staging`` folder to ``out_dir`` (replacing an old one)."""
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.replace(out_dir, trash / "old")
-    os.replace(staging, out_dir)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def load_manifests(path: str | os.PathLike) -> dict[float, dict[str, Any]]:

@@ -281,7 +281,8 @@ def report_models(
         "controlled_occlusion": {k: list(v) for k, v in (precomputed_curves or {}).items()},
     }
     jobs = len(results_per_model) + sum(len(c) for c in curves.values())
-    with Progress(console=console, transient=True) as progress:
+    # A transient bar shows nothing in a file or pipe, except a stray empty line.
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("evaluating", total=jobs)
         for name, results in results_per_model.items():
             progress.update(task, description=f"evaluating {name}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "check_output_file",
+    "check_output_folder",
     "ensure_writable_dir",
+    "staged_folder",
 ]
 
 
@@ -72,6 +76,71 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
         raise OutputError(f"{what}: {path} is a folder, not a file")
     ensure_writable_dir(path.parent, f"{what}: the folder of {path.name}")
     return path
+
+
+def check_output_folder(
+    path: str | os.PathLike, what: str = "output folder", *, overwrite: bool = False
+) -> Path:
+    """:func:`ensure_writable_dir`, and refuse a folder that holds files unless ``overwrite``.
+
+    For commands that write a whole folder (a data set): its old content is replaced,
+    never mixed with the new, so an existing one is only replaced when asked to.
+
+    Raises:
+        OutputError: as :func:`ensure_writable_dir`, or ``path`` is not empty.
+    """
+    path = ensure_writable_dir(path, what)
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise OutputError(
+            f"{what}: {path} exists and is not empty (remove it, choose another folder, "
+            "or pass --overwrite to replace it)"
+        )
+    return path
+
+
+@contextmanager
+def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A new folder beside ``path`` to write into, which becomes ``path`` at the end.
+
+    The block writes into the yielded folder (hidden, ``.NAME.partial-*``); when it
+    completes, the folder is renamed to ``path``, replacing an old ``path`` only then.
+    If the block fails or is interrupted, the partial folder and any parent folders made
+    for it are removed and ``path`` is left as it was: no half-written data set, and no
+    good one lost. (A process killed outright, by SIGKILL or an unhandled SIGTERM, leaves
+    the hidden folder behind, never a half-written ``path``.)
+    """
+    path = Path(path)
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    # mkdtemp makes the folder private (0700); give it the permissions of a normal folder.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    done = False
+    try:
+        yield staging
+        if path.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, trash / "old")
+            os.replace(staging, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+        done = True
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for folder in missing:  # innermost first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -63,6 +63,9 @@ def _commands(weights: Path, out: Path, dataset: Path) -> dict[str, list[str]]:
         "export": ["export", "--weights", str(weights), "--out", str(out / "m.onnx")],
         "eval": ["eval", "--weights", str(weights), "--ann", str(dataset), "--images"]
         + [str(dataset.parent / "images"), "--out", str(out)],
+        "synth": ["synth", "--out", str(out), "-n", "1", "--size", "32"],
+        "occlude": ["occlude", "--ann", str(dataset), "--images", str(dataset.parent / "images")]
+        + ["--out", str(out), "--rates", "0.2"],
     }
 
 
@@ -81,7 +84,7 @@ def test_a_bad_checkpoint_is_one_line_naming_the_file(
     assert not out.exists()  # nothing written, not even the folder
 
 
-@pytest.mark.parametrize("command", ["predict", "demo", "export", "eval"])
+@pytest.mark.parametrize("command", ["predict", "demo", "export", "eval", "synth", "occlude"])
 def test_an_out_that_is_a_file_stops_before_any_work(tiny_checkpoint, dataset, tmp_path, command):
     weights, _ = tiny_checkpoint
     blocker = tmp_path / "taken"
@@ -95,7 +98,7 @@ def test_an_out_that_is_a_file_stops_before_any_work(tiny_checkpoint, dataset, t
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-@pytest.mark.parametrize("command", ["predict", "demo", "export", "eval"])
+@pytest.mark.parametrize("command", ["predict", "demo", "export", "eval", "synth", "occlude"])
 def test_a_read_only_out_stops_before_any_work(tiny_checkpoint, dataset, tmp_path, command):
     weights, _ = tiny_checkpoint
     out = tmp_path / "read_only"
@@ -226,3 +229,43 @@ def test_concurrent_runs_into_one_folder_keep_every_result(tiny_checkpoint, tmp_
     assert len(set(ids.values())) == 10  # one id per image, across the runs
     assert all(f"{Path(n).stem}_pose.jpg" in os.listdir(out) for n in names)
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    ("case", "exit_code", "says"),
+    [
+        ("info with unknown keypoints", 2, "Invalid value for --keypoints: unknown keypoint set"),
+        ("export to an unknown format", 2, "Invalid value for --format: unsupported format"),
+        ("export missing weights", 2, "Invalid value for --weights: no checkpoint file at"),
+        ("occlude missing images", 2, "Invalid value for --images: {missing} does not exist"),
+        ("occlude images that are a file", 2, "Invalid value for --images: {file} is a file"),
+        ("occlude missing annotations", 1, "error: {missing}: file not found"),
+        ("eval annotations that are a folder", 1, "error: {folder}: is a folder, not a JSON"),
+    ],
+)
+def test_first_mistakes_are_one_line_naming_the_option_or_file(
+    dataset, tmp_path, case, exit_code, says
+):
+    missing, folder, file = tmp_path / "missing", tmp_path / "folder", tmp_path / "file.txt"
+    folder.mkdir()
+    file.write_text("text")
+    out = tmp_path / "out"
+    images = str(dataset.parent / "images")
+    args = {
+        "info with unknown keypoints": ["info", "--keypoints", "nope"],
+        "export to an unknown format": ["export", "--format", "tflite", "--out", str(out)],
+        "export missing weights": ["export", "--weights", str(missing), "--out", str(out)],
+        "occlude missing images": ["occlude", "--ann", str(dataset), "--images", str(missing)],
+        "occlude images that are a file": ["occlude", "--ann", str(dataset), "--images", str(file)],
+        "occlude missing annotations": ["occlude", "--ann", str(missing), "--images", images],
+        "eval annotations that are a folder": ["eval", "--ann", str(folder), "--results"]
+        + [str(dataset), "--out", str(out)],
+    }[case]
+    if args[0] == "occlude":
+        args += ["--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == exit_code, result.output
+    errors = [line for line in result.output.splitlines() if line.lower().startswith("error")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert says.format(missing=missing, folder=folder, file=file) in errors[0], errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder"]  # no output

@@ -63,3 +63,10 @@ def test_default_model_on_a_photo_says_it_is_synthetic_only(tmp_path):
     result = runner.invoke(app, ["demo", "--image", str(photo), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "trained on synthetic scenes only" in " ".join(result.output.split())
+
+
+def test_demo_checks_occlusion_against_the_scene_levels():
+    from occlupose.cli.demo import DEMO_OCCLUSION_LEVELS
+    from occlupose.data.synthetic.scene import OCCLUSION_LEVELS
+
+    assert tuple(OCCLUSION_LEVELS) == DEMO_OCCLUSION_LEVELS

@@ -204,3 +204,36 @@ def test_completion_option_is_checked_and_named(tmp_path):
     assert load_predictor(None, completion="none").completer is None
     result = runner.invoke(app, ["predict", str(image), "--no-pose-prior", "--completion", "prior"])
     assert result.exit_code == 2 and "--completion" in result.output
+
+
+def test_default_thresholds_drop_weak_people_but_min_score_0_and_eval_keep_them(tmp_path):
+    from occlupose.cli.predict import DEFAULT_MIN_SCORE
+    from occlupose.data.synthetic import generate_dataset
+
+    ann = generate_dataset(tmp_path / "synth", 1, seed=1, size=128, progress=False)
+    image = str(ann.parent / "images" / "000001.png")
+    scores = {}
+    for name, extra in (("default", []), ("all", ["--min-score", "0"])):
+        out = tmp_path / name
+        result = runner.invoke(app, ["predict", image, "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        scores[name] = [r["score"] for r in json.loads((out / "results.json").read_text())]
+    assert all(score >= DEFAULT_MIN_SCORE for score in scores["default"])
+    assert min(scores["all"]) < DEFAULT_MIN_SCORE  # the bundled model's many weak people
+    assert len(scores["all"]) > len(scores["default"])
+    # eval ranks every person for AP: the default threshold does not apply to it.
+    out = tmp_path / "eval"
+    args = ["eval", "--weights", "hrgr_small_synthetic", "--ann", str(ann), "--images"]
+    result = runner.invoke(app, [*args, str(ann.parent / "images"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads((out / "results_occlusion0.00.json").read_text())
+    assert sorted(r["score"] for r in evaluated) == sorted(scores["all"])
+
+
+def test_predict_help_says_where_the_default_thresholds_come_from():
+    from occlupose.cli.predict import DEFAULT_DRAW_THRESHOLD, DEFAULT_MIN_SCORE
+
+    text = " ".join(runner.invoke(app, ["predict", "--help"]).output.split())
+    assert text.count("chosen for F1 on held-out synthetic data") == 2
+    assert f"[default: {DEFAULT_MIN_SCORE}]" in text
+    assert f"[default: {DEFAULT_DRAW_THRESHOLD}]" in text

@@ -73,7 +73,8 @@ def test_bad_ground_truth_is_an_error_naming_the_entry(perfect, tmp_path, case):
     gt, write = perfect
     result = runner.invoke(app, write(_broken(gt, case)))
     assert result.exit_code == 1, result.output
-    (line,) = result.output.strip().splitlines()
+    status, line = result.output.strip().splitlines()
+    assert status == f"reading {tmp_path / 'gt.json'} ..."
     assert line.startswith(f"error: {tmp_path / 'gt.json'}: {CASES[case]}"), line
     assert line.endswith("(--lenient skips such entries)")
     assert not (tmp_path / "report").exists()

@@ -105,7 +105,7 @@ def generate_dataset(
     *,
     image_format: str = "png",
     workers: int = 1,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> Path:
     """Render ``num_images`` scenes into ``out_dir`` and write the annotation file.
 
@@ -118,7 +118,8 @@ def generate_dataset(
         occlusion: ``none``, ``low``, ``medium``, ``high`` or ``mixed``.
         image_format: ``"png"`` (lossless, default) or ``"jpg"``.
         workers: processes rendering in parallel (output is identical for any number).
-        progress: show a rich progress bar.
+        progress: show a rich progress bar on stderr, labelled with this text if a
+            string (default: ``out_dir``).
 
     Returns:
         path of the written ``annotations.json``.
@@ -146,9 +147,12 @@ def generate_dataset(
     images: list[dict] = []
     annotations: list[dict] = []
     with ExitStack() as stack:
-        advance = stack.enter_context(_progress_bar(progress, num_images, out_dir))
+        label = progress if isinstance(progress, str) else str(out_dir)
+        advance = stack.enter_context(_progress_bar(bool(progress), num_images, label))
         if workers > 1:
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            # Interrupted (Ctrl-C, SIGTERM): drop the queued images instead of rendering them.
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             chunk = max(1, min(16, num_images // (4 * workers)))
             results = pool.map(_render_entry_star, jobs, chunksize=chunk)
         else:
@@ -184,11 +188,12 @@ def generate_dataset(
 
 
 @contextmanager
-def _progress_bar(enabled: bool, total: int, out_dir: Path) -> Iterator[Callable[[], None]]:
+def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[], None]]:
     """Yield an ``advance()`` callable driving a rich progress bar (a no-op if disabled)."""
     if not enabled:
         yield lambda: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -205,8 +210,9 @@ def _progress_bar(enabled: bool, total: int, out_dir: Path) -> Iterator[Callable
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task(str(out_dir), total=total, rate="")
+        task = bar.add_task(label, total=total, rate="")
 
         def advance() -> None:
             bar.advance(task)
