@@ -4,10 +4,12 @@ and what is on disk afterwards."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -97,21 +99,40 @@ def test_an_out_that_is_a_file_stops_before_any_work(tiny_checkpoint, dataset, t
     assert blocker.read_text() == "a file"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.fixture
+def read_only_folder(tmp_path, monkeypatch):
+    """An empty folder that may not be written into.
+
+    Root ignores permission bits (CI runs as root), so for root the write that the
+    commands try first is refused as the kernel refuses it for everyone else; without
+    root the folder's mode alone refuses it (both were run).
+    """
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).resolve() == folder.resolve():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+            return real_mkstemp(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    yield folder
+    folder.chmod(0o755)
+
+
 @pytest.mark.parametrize("command", ["predict", "demo", "export", "eval", "synth", "occlude"])
-def test_a_read_only_out_stops_before_any_work(tiny_checkpoint, dataset, tmp_path, command):
+def test_a_read_only_out_stops_before_any_work(tiny_checkpoint, dataset, read_only_folder, command):
     weights, _ = tiny_checkpoint
-    out = tmp_path / "read_only"
-    out.mkdir()
-    out.chmod(0o555)
-    try:
-        result = runner.invoke(app, _commands(weights, out, dataset)[command])
-    finally:
-        out.chmod(0o755)
+    out = read_only_folder
+    result = runner.invoke(app, _commands(weights, out, dataset)[command])
     assert result.exit_code == 1, result.output
     (line,) = result.output.strip().splitlines()
     assert line.startswith("error: --out") and "permission denied" in line
     assert list(out.iterdir()) == []
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
 
 
 def test_missing_and_good_inputs_are_all_counted(tiny_checkpoint, dataset, tmp_path):
