@@ -93,13 +93,22 @@ def train_one(args: argparse.Namespace, variant: str, seed: int) -> None:
         "seconds": run.seconds,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "precision": config.trainer.precision,
+        "minutes": args.minutes,
         "weights": str(run.weights),
     }
     atomic_write_json(folder / "run.json", summary, indent=1)
 
 
 def train_pair(args: argparse.Namespace, seed: int) -> None:
-    """Both variants of ``seed`` side by side, each in its own one-thread process."""
+    """Both variants of ``seed`` side by side, each in its own one-thread process.
+
+    A seed whose two runs finished earlier (both ``run.json`` written, same minutes) is
+    not trained again, so seeds can be added to a finished benchmark."""
+    finished = [run_dir(args, variant, seed) / "run.json" for variant in VARIANTS]
+    if all(path.is_file() for path in finished) and all(
+        json.loads(path.read_text()).get("minutes") == args.minutes for path in finished
+    ):
+        return
     processes = []
     for variant in VARIANTS:
         command = [sys.executable, __file__, "--train-one", variant, "--seed", str(seed)]
@@ -125,6 +134,9 @@ def train_pair(args: argparse.Namespace, seed: int) -> None:
 def evaluate_run(args: argparse.Namespace, variant: str, seed: int) -> dict:
     folder = run_dir(args, variant, seed)
     summary = json.loads((folder / "run.json").read_text())
+    evaluated = folder / "evaluation.json"
+    if evaluated.is_file() and evaluated.stat().st_mtime >= (folder / "run.json").stat().st_mtime:
+        return json.loads(evaluated.read_text())
     ground_truth = load_json(args.data_dir / "val" / "annotations.json")
     images = args.data_dir / "val" / "images"
     summary["completion"] = {}
@@ -145,15 +157,16 @@ def evaluate_run(args: argparse.Namespace, variant: str, seed: int) -> dict:
             "hidden_within_0.5": report["keypoints"]["hidden"]["rate"]["0.5"],
             "visible_within_0.5": report["keypoints"]["visible"]["rate"]["0.5"],
         }
+    atomic_write_json(evaluated, summary, indent=1)
     return summary
 
 
-def _mean(values: list[float | None]) -> str:
+def _mean(values: list[float | None], digits: int = 3) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "-"
     spread = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
 def summary_table(runs: list[dict], args: argparse.Namespace) -> Table:
@@ -172,7 +185,7 @@ def summary_table(runs: list[dict], args: argparse.Namespace) -> Table:
             table.add_row(
                 variant,
                 completion,
-                _mean([r["steps"] for r in mine]).replace(".000", ""),
+                _mean([r["steps"] for r in mine], digits=0),
                 _mean([r["AP"] for r in rows]),
                 *[_mean([r["bins"][b] for r in rows]) for b in bins],
                 _mean([r["hidden_within_0.5"] for r in rows]),
