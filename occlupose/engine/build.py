@@ -46,6 +46,7 @@ __all__ = [
     "check_init_weights",
     "load_split",
     "prepare_training",
+    "tensorboard_installed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -264,23 +265,30 @@ def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
 
 
 # --------------------------------------------------------------------------- trainer
+def tensorboard_installed() -> bool:
+    """Whether the ``tensorboard`` package (the ``occlupose[tensorboard]`` extra) imports."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _make_logger(trainer: TrainerConfig, out_dir: Path) -> Logger | bool:
     choice = trainer.logger
     if choice == "none":
         return False
     if choice == "auto":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            choice = "csv"
-        else:
-            choice = "tensorboard"
+        choice = "tensorboard" if tensorboard_installed() else "csv"
+    elif choice == "tensorboard" and not tensorboard_installed():
+        raise ConfigError(
+            "trainer.logger: tensorboard is not installed; pip install 'occlupose[tensorboard]', "
+            "or use trainer.logger=csv (auto picks CSV without it)"
+        )
     # Fixed folders (no version_N): a resumed run appends to the logs of the run it continues.
     if choice == "tensorboard":
         return TensorBoardLogger(save_dir=out_dir, name="tensorboard", version="")
-    if choice == "csv":
-        return CSVLogger(save_dir=out_dir, name="csv", version="")
-    raise ConfigError(f"trainer.logger must be auto, tensorboard, csv or none, got {choice!r}")
+    return CSVLogger(save_dir=out_dir, name="csv", version="")
 
 
 def build_trainer(

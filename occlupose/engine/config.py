@@ -349,7 +349,8 @@ class TrainerConfig:
         checkpoint_every_n_steps: write ``last.ckpt`` every this many optimiser steps
             (0: only at epoch ends).
         log_every_n_steps: logging period.
-        logger: ``tensorboard``, ``csv``, ``none`` or ``auto`` (TensorBoard when installed).
+        logger: ``tensorboard``, ``csv``, ``none`` or ``auto`` (TensorBoard when the
+            ``occlupose[tensorboard]`` extra is installed, else CSV).
         progress_bar: show rich progress bars.
         deterministic: ask torch for deterministic kernels (slower on GPU).
     """
