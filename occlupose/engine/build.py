@@ -29,6 +29,7 @@ from occlupose.engine.config import (
     DataConfig,
     TrainConfig,
     TrainerConfig,
+    check_init_weights,
     config_to_dict,
 )
 from occlupose.engine.datamodule import PoseDataModule
@@ -210,22 +211,6 @@ def build_pose_prior(records: KeypointDataset, *, seed: int = 0) -> PosePrior:
     prior = PosePrior(np.stack(poses), seed=seed)
     logger.info("pose prior: %d of %d fully labelled training people", len(prior.poses), len(poses))
     return prior
-
-
-def check_init_weights(config: TrainConfig) -> None:
-    """Stop a recipe that needs initial weights (``model.requires_init_weights``) when
-    ``model.init_weights`` is not given; ``none`` is accepted as a deliberate choice.
-
-    Raises:
-        ConfigError: one line naming the option.
-    """
-    model = config.model
-    if model.requires_init_weights and model.init_weights is None:
-        raise ConfigError(
-            f"model.init_weights is not set, and recipe {config.name!r} starts from "
-            f"{model.requires_init_weights}: give model.init_weights=PATH, or "
-            "model.init_weights=none to train from random initialisation on purpose"
-        )
 
 
 def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:

@@ -43,6 +43,7 @@ __all__ = [
     "TrainerConfig",
     "ValidationConfig",
     "apply_overrides",
+    "check_init_weights",
     "config_from_dict",
     "config_to_dict",
     "load_config",
@@ -589,6 +590,22 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         return config_from_dict(apply_overrides(values, overrides or []))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+def check_init_weights(config: TrainConfig) -> None:
+    """Stop a recipe that needs initial weights (``model.requires_init_weights``) when
+    ``model.init_weights`` is not given; ``none`` is accepted as a deliberate choice.
+
+    Raises:
+        ConfigError: one line naming the option.
+    """
+    model = config.model
+    if model.requires_init_weights and model.init_weights is None:
+        raise ConfigError(
+            f"model.init_weights is not set, and recipe {config.name!r} starts from "
+            f"{model.requires_init_weights}: give model.init_weights=PATH, or "
+            "model.init_weights=none to train from random initialisation on purpose"
+        )
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
