@@ -34,6 +34,7 @@ from occlupose.engine.config import (
 )
 from occlupose.engine.datamodule import PoseDataModule
 from occlupose.engine.module import PoseTrainingModule
+from occlupose.engine.trace import TrainingTrace
 from occlupose.engine.validation import PoseValidator
 from occlupose.models import PRESETS, HRGRNet, PoseDiscriminator, create_model, load_weights
 from occlupose.structures.keypoint_set import KeypointSet
@@ -298,6 +299,9 @@ def build_trainer(
     ]
     if trainer.progress_bar:
         callbacks.append(RichProgressBar())
+    trace = TrainingTrace.from_environment()
+    if trace is not None:
+        callbacks.append(trace)
     callbacks += extra_callbacks or []
     validate = trainer.check_val_every_n_epoch > 0
     return L.Trainer(
@@ -316,7 +320,7 @@ def build_trainer(
         log_every_n_steps=trainer.log_every_n_steps,
         logger=_make_logger(trainer, out_dir),
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(trace=trace)],
         enable_checkpointing=False,  # RunCheckpoints writes the checkpoints
         enable_progress_bar=trainer.progress_bar,
         enable_model_summary=trainer.progress_bar,

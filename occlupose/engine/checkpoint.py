@@ -25,6 +25,7 @@ import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
+from occlupose.engine.trace import TrainingTrace
 from occlupose.models.checkpoint import CheckpointError, load_checkpoint_file
 from occlupose.utils.io import atomic_torch_save
 
@@ -51,7 +52,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Lightning's own writer streams into the final path, so a process killed while
     writing leaves a truncated checkpoint that cannot be resumed from.
+
+    Args:
+        trace: records each file written (see :mod:`occlupose.engine.trace`).
     """
+
+    def __init__(self, trace: TrainingTrace | None = None) -> None:
+        super().__init__()
+        self.trace = trace
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
@@ -62,6 +70,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{storage_options!r}); it writes local files"
             )
         atomic_torch_save(path, checkpoint)
+        if self.trace is not None:
+            self.trace.record("checkpoint", path=str(path))
 
 
 class RunCheckpoints(L.Callback):

@@ -238,6 +238,13 @@ class ResumableDataLoader(UserErrorDataLoader):
             self._batches_handed_out += 1
             yield batch
 
+    def last_batch_indices(self) -> list[int]:
+        """The dataset indices of the batch handed out last (this rank's, this epoch)."""
+        assert self.batch_size is not None
+        end = self._batches_handed_out * self.batch_size
+        indices = self.epoch_sampler.indices(self.epoch_sampler.epoch)
+        return [int(i) for i in indices[max(0, end - self.batch_size) : end]]
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch_sampler.epoch, "batches": self._batches_handed_out}
 
