@@ -290,18 +290,18 @@ def build_trainer(
     strategy = trainer.strategy
     if strategy == "auto" and (trainer.devices != 1 or trainer.num_nodes > 1):
         strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
-    callbacks: list[Callback] = [
+    trace = TrainingTrace.from_environment()
+    # The trace first: a batch is recorded before the checkpoint written after it.
+    callbacks: list[Callback] = [] if trace is None else [trace]
+    callbacks.append(
         RunCheckpoints(
             out_dir / "checkpoints",
             every_n_steps=trainer.checkpoint_every_n_steps,
             monitor="val/AP" if trainer.check_val_every_n_epoch > 0 else None,
         )
-    ]
+    )
     if trainer.progress_bar:
         callbacks.append(RichProgressBar())
-    trace = TrainingTrace.from_environment()
-    if trace is not None:
-        callbacks.append(trace)
     callbacks += extra_callbacks or []
     validate = trainer.check_val_every_n_epoch > 0
     return L.Trainer(
