@@ -36,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "DiscriminatorConfig",
+    "InvalidValue",
     "LossWeights",
     "ModelConfig",
     "OptimizerSettings",
@@ -73,7 +74,7 @@ def _at_least(settings: Any, key: str, minimum: float, *, optional: bool = False
     value = getattr(settings, key)
     if optional and value is None:
         return
-    if value < minimum:
+    if not value >= minimum:  # NaN too
         raise InvalidValue(key, f"must be >= {minimum:g}, got {value!r}")
 
 

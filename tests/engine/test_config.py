@@ -210,6 +210,7 @@ def test_training_images_kept_as_the_recipe_says(tmp_path):
         ("optimizer.lr=0", "optimizer.lr: must be > 0, got 0.0"),
         ("optimizer.accumulate_grad_batches=0", "optimizer.accumulate_grad_batches: must be >= 1"),
         ("adversarial.weight=-1", "adversarial.weight: must be >= 0, got -1.0"),
+        ("optimizer.weight_decay=.nan", "optimizer.weight_decay: must be >= 0, got nan"),
         ("loss.heatmap=[1,-1]", "loss.heatmap: weights must be >= 0, got [1.0, -1.0]"),
         ("discriminator.num_levels=0", "discriminator.num_levels: must be >= 1, got 0"),
         ("validation.nms_kernel=4", "validation.nms_kernel: must be a positive odd integer, got 4"),
