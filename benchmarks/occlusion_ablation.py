@@ -38,12 +38,6 @@ from rich.table import Table
 
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, IMAGE_DIR, generate_dataset
 from occlupose.engine.config import load_config
-from occlupose.engine.experiments import (
-    add_fast_argument,
-    cpu_speed_overrides,
-    split_overrides,
-    train_with_budget,
-)
 from occlupose.evaluation import evaluate_results
 from occlupose.evaluation.inputs import load_json
 from occlupose.evaluation.plots import plot_ap_per_bin, plot_ap_vs_occlusion
@@ -52,6 +46,13 @@ from occlupose.inference import Predictor, PredictorOptions
 from occlupose.inference.dataset import predict_dataset
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 from occlupose.utils.io import atomic_write, atomic_write_json
+
+from budgeted_training import (
+    add_fast_argument,
+    cpu_speed_overrides,
+    split_overrides,
+    train_with_budget,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "configs" / "higherhrnet_small_synthetic.yaml"

@@ -53,17 +53,18 @@ from occlupose.data.bottom_up import BottomUpPoseDataset
 from occlupose.data.synthetic.generate import ANNOTATION_FILE, RENDERER_VERSION, generate_dataset
 from occlupose.engine.build import load_split
 from occlupose.engine.config import config_to_dict, load_config
-from occlupose.engine.experiments import (
-    add_fast_argument,
-    cpu_speed_overrides,
-    split_overrides,
-    train_with_budget,
-)
 from occlupose.engine.validation import PoseValidator, metrics_for_logging, predict_people
 from occlupose.evaluation import evaluate_results, labelled_poses, visible_keypoint_oracle
 from occlupose.inference import Predictor, PredictorOptions
 from occlupose.inference.dataset import predict_dataset
 from occlupose.utils.io import atomic_write_json
+
+from budgeted_training import (
+    add_fast_argument,
+    cpu_speed_overrides,
+    split_overrides,
+    train_with_budget,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {

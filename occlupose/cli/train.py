@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from occlupose.cli.app import EXIT_STATUS, app
+from occlupose.cli.app import EXIT_STATUS, app, print_error
 
 console = Console(stderr=True)
 
@@ -70,12 +74,10 @@ def train(
     ] = None,
 ) -> None:
     """Train HRGR-Net or HigherHRNet (Lightning: DDP, mixed precision, resumable)."""
-    from occlupose.data.datasets import AnnotationError
-    from occlupose.data.image_io import ImageReadError
-    from occlupose.engine.build import prepare_training
-    from occlupose.engine.checkpoint import find_resume_checkpoint
-    from occlupose.engine.config import ConfigError, load_config, save_config
-    from occlupose.models import CheckpointError
+    # Only the recipe reader here: a bad recipe or output folder is reported at once,
+    # before the seconds of importing torch and Lightning.
+    from occlupose.engine.config import check_init_weights, load_config
+    from occlupose.utils.io import ensure_writable_dir
 
     flags = {
         "trainer.devices": devices,
@@ -88,37 +90,89 @@ def train(
     # Flags are spelled-out overrides; explicit key=value overrides come last and win.
     as_overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in flags.items()]
     as_overrides = [o for o, v in zip(as_overrides, flags.values(), strict=True) if v is not None]
-    try:
-        recipe = load_config(config, as_overrides + list(overrides or []))
-        out_dir = out if out is not None else Path("runs") / recipe.name
-        checkpoint = _checkpoint_to_resume(out_dir, resume, resume_from, find_resume_checkpoint)
-        run = prepare_training(recipe, out_dir)
-    except (ConfigError, FileNotFoundError, AnnotationError, ImageReadError, CheckpointError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+    recipe = load_config(config, as_overrides + list(overrides or []))
+    check_init_weights(recipe)
+    out_dir = out if out is not None else Path("runs") / recipe.name
+    ensure_writable_dir(out_dir, "--out")
+    created_out_dir = not out_dir.exists()
+    if resume_from is not None and not resume_from.is_file():
+        _stop(f"--resume-from: checkpoint {resume_from} does not exist")
 
-    if run.trainer.is_global_zero:
-        save_config(recipe, out_dir / "config.yaml")
-        console.print(
-            f"[bold]{recipe.name}[/]: {recipe.model.preset} on {len(run.datamodule.train_dataset)} "
-            f"training images -> {out_dir}"
-            + (f" (resuming from {checkpoint})" if checkpoint else "")
+    with _working("reading the data and building the model"):
+        from occlupose.data.datasets import AnnotationError
+        from occlupose.engine.build import prepare_training
+        from occlupose.engine.checkpoint import (
+            find_resume_checkpoint,
+            read_resume_checkpoint,
+            remove_stale_temporaries,
         )
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=checkpoint)
+        from occlupose.engine.config import save_config
+
+        checkpoint = resume_from or (find_resume_checkpoint(out_dir) if resume else None)
+        if resume and checkpoint is None:
+            console.print(f"[yellow]--resume:[/] no checkpoint in {out_dir}; starting from scratch")
+        # Garbage, truncated or weights-only files stop here, before the data is read.
+        to_resume = read_resume_checkpoint(checkpoint) if checkpoint is not None else None
+        try:
+            run = prepare_training(recipe, out_dir)
+        except (FileNotFoundError, AnnotationError) as error:
+            _stop(str(error))  # a data path or file of the recipe
+        if to_resume is not None:
+            to_resume.check_fits(run.module, recipe.model.preset)
+
+    try:
+        if run.trainer.is_global_zero:
+            removed = remove_stale_temporaries(out_dir)
+            if removed:
+                console.print(
+                    f"removed {len(removed)} stale checkpoint temporary file(s) left by a killed "
+                    f"run in {out_dir} (e.g. {removed[0].name})"
+                )
+            save_config(recipe, out_dir / "config.yaml")
+            console.print(
+                f"[bold]{recipe.name}[/]: {recipe.model.preset} on "
+                f"{len(run.datamodule.train_dataset)} training images -> {out_dir}"
+                + (f" (resuming from {checkpoint})" if checkpoint else "")
+            )
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=checkpoint)
+    except BaseException:
+        if created_out_dir and run.trainer.is_global_zero and run.module.pose_steps == 0:
+            _remove_if_unused(out_dir)
+        raise
     if run.trainer.is_global_zero:
         console.print(f"checkpoints: {out_dir / 'checkpoints'}")
 
 
-def _checkpoint_to_resume(
-    out_dir: Path, resume: bool, resume_from: Path | None, find
-) -> Path | None:
-    if resume_from is not None:
-        if not resume_from.is_file():
-            raise FileNotFoundError(f"--resume-from: checkpoint {resume_from} does not exist")
-        return resume_from
-    if not resume:
-        return None
-    found = find(out_dir)
-    if found is None:
-        console.print(f"[yellow]--resume:[/] no checkpoint in {out_dir}; starting from scratch")
-    return found
+def _stop(message: str) -> NoReturn:
+    """A bad option or recipe value: one line, exit status 2."""
+    print_error(message)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _working(message: str) -> Iterator[None]:
+    """Say what the command is doing during a slow step: a spinner on a terminal, else a
+    line (logs, CI). Only the first process of a multi-process launch says it."""
+    if not _launched_as_rank_zero():
+        yield
+    elif console.is_terminal:
+        with console.status(f"{message} ..."):
+            yield
+    else:
+        console.print(f"{message} ...")
+        yield
+
+
+def _launched_as_rank_zero() -> bool:
+    # The variables torchrun, SLURM and Lightning's own launcher set in each process.
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(os.environ.get(name, "0") == "0" for name in names)
+
+
+def _remove_if_unused(out_dir: Path) -> None:
+    """Remove a run folder this command created for a run that failed before training
+    a step (e.g. on a corrupt first image): it holds nothing to resume from or read."""
+    from occlupose.engine.checkpoint import find_resume_checkpoint
+
+    if out_dir.is_dir() and find_resume_checkpoint(out_dir) is None:
+        shutil.rmtree(out_dir, ignore_errors=True)

@@ -8,20 +8,24 @@ Quick use::
     run.trainer.fit(run.module, datamodule=run.datamodule)
 
 or ``occlupose train configs/hrgr_small_synthetic.yaml`` (see ``docs/training.md``).
-Heavier pieces (Lightning, the data pipeline) are imported from their modules.
+Every name is imported on first use: reading a recipe (``occlupose.engine.config``)
+imports neither torch nor Lightning, and the losses do not import Lightning.
 """
 
-from occlupose.engine.losses import (
-    associative_embedding_loss,
-    discriminator_loss,
-    generator_adversarial_loss,
-    heatmap_loss,
-    limb_field_loss,
+_LOSSES = (
+    "associative_embedding_loss",
+    "discriminator_loss",
+    "generator_adversarial_loss",
+    "heatmap_loss",
+    "limb_field_loss",
 )
 
 
 def __getattr__(name: str):
-    # Lazy: `import occlupose.engine.losses` must not pull in Lightning and the data stack.
+    if name in _LOSSES:
+        from occlupose.engine import losses
+
+        return getattr(losses, name)
     if name in ("load_config", "TrainConfig", "ConfigError"):
         from occlupose.engine import config
 
@@ -30,10 +34,14 @@ def __getattr__(name: str):
         from occlupose.engine import build
 
         return getattr(build, name)
-    if name in ("PoseTrainingModule", "LossWeights", "OptimizerSettings", "AdversarialSettings"):
+    if name in ("LossWeights", "OptimizerSettings", "AdversarialSettings"):
+        from occlupose.engine import config
+
+        return getattr(config, name)
+    if name == "PoseTrainingModule":
         from occlupose.engine import module
 
-        return getattr(module, name)
+        return module.PoseTrainingModule
     raise AttributeError(f"module 'occlupose.engine' has no attribute {name!r}")
 
 

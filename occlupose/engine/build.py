@@ -29,10 +29,12 @@ from occlupose.engine.config import (
     DataConfig,
     TrainConfig,
     TrainerConfig,
+    check_init_weights,
     config_to_dict,
 )
 from occlupose.engine.datamodule import PoseDataModule
 from occlupose.engine.module import PoseTrainingModule
+from occlupose.engine.trace import TrainingTrace
 from occlupose.engine.validation import PoseValidator
 from occlupose.models import PRESETS, HRGRNet, PoseDiscriminator, create_model, load_weights
 from occlupose.structures.keypoint_set import KeypointSet
@@ -46,6 +48,7 @@ __all__ = [
     "check_init_weights",
     "load_split",
     "prepare_training",
+    "tensorboard_installed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -211,22 +214,6 @@ def build_pose_prior(records: KeypointDataset, *, seed: int = 0) -> PosePrior:
     return prior
 
 
-def check_init_weights(config: TrainConfig) -> None:
-    """Stop a recipe that needs initial weights (``model.requires_init_weights``) when
-    ``model.init_weights`` is not given; ``none`` is accepted as a deliberate choice.
-
-    Raises:
-        ConfigError: one line naming the option.
-    """
-    model = config.model
-    if model.requires_init_weights and model.init_weights is None:
-        raise ConfigError(
-            f"model.init_weights is not set, and recipe {config.name!r} starts from "
-            f"{model.requires_init_weights}: give model.init_weights=PATH, or "
-            "model.init_weights=none to train from random initialisation on purpose"
-        )
-
-
 def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
     """The preset for ``keypoint_set``, initialised from ``model.init_weights`` if set
     (``none``: random initialisation, with a warning when the recipe expects weights)."""
@@ -264,23 +251,30 @@ def build_model(config: TrainConfig, keypoint_set: KeypointSet) -> HRGRNet:
 
 
 # --------------------------------------------------------------------------- trainer
+def tensorboard_installed() -> bool:
+    """Whether the ``tensorboard`` package (the ``occlupose[tensorboard]`` extra) imports."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _make_logger(trainer: TrainerConfig, out_dir: Path) -> Logger | bool:
     choice = trainer.logger
     if choice == "none":
         return False
     if choice == "auto":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            choice = "csv"
-        else:
-            choice = "tensorboard"
+        choice = "tensorboard" if tensorboard_installed() else "csv"
+    elif choice == "tensorboard" and not tensorboard_installed():
+        raise ConfigError(
+            "trainer.logger: tensorboard is not installed; pip install 'occlupose[tensorboard]', "
+            "or use trainer.logger=csv (auto picks CSV without it)"
+        )
     # Fixed folders (no version_N): a resumed run appends to the logs of the run it continues.
     if choice == "tensorboard":
         return TensorBoardLogger(save_dir=out_dir, name="tensorboard", version="")
-    if choice == "csv":
-        return CSVLogger(save_dir=out_dir, name="csv", version="")
-    raise ConfigError(f"trainer.logger must be auto, tensorboard, csv or none, got {choice!r}")
+    return CSVLogger(save_dir=out_dir, name="csv", version="")
 
 
 def build_trainer(
@@ -296,13 +290,16 @@ def build_trainer(
     strategy = trainer.strategy
     if strategy == "auto" and (trainer.devices != 1 or trainer.num_nodes > 1):
         strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
-    callbacks: list[Callback] = [
+    trace = TrainingTrace.from_environment()
+    # The trace first: a batch is recorded before the checkpoint written after it.
+    callbacks: list[Callback] = [] if trace is None else [trace]
+    callbacks.append(
         RunCheckpoints(
             out_dir / "checkpoints",
             every_n_steps=trainer.checkpoint_every_n_steps,
             monitor="val/AP" if trainer.check_val_every_n_epoch > 0 else None,
         )
-    ]
+    )
     if trainer.progress_bar:
         callbacks.append(RichProgressBar())
     callbacks += extra_callbacks or []
@@ -323,7 +320,7 @@ def build_trainer(
         log_every_n_steps=trainer.log_every_n_steps,
         logger=_make_logger(trainer, out_dir),
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(trace=trace)],
         enable_checkpointing=False,  # RunCheckpoints writes the checkpoints
         enable_progress_bar=trainer.progress_bar,
         enable_model_summary=trainer.progress_bar,

@@ -5,35 +5,46 @@ A recipe (``configs/*.yaml``) has the sections of :class:`TrainConfig`. Sections
 dataclasses the training module takes; ``model``, ``data``, ``discriminator`` and
 ``trainer`` describe what :mod:`occlupose.engine.build` constructs. Every key is
 checked: an unknown key or a value of the wrong type is a :class:`ConfigError` that
-names the file and the key.
+names the file and the key, and so is a value out of range
+(``data.batch_size: must be >= 1, got 0``).
+
+This module imports neither Lightning nor torch: reading and checking a recipe is
+fast, and ``occlupose train`` reports a bad recipe before the slow imports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from occlupose.decode import DecodeSettings
-from occlupose.engine.module import AdversarialSettings, LossWeights, OptimizerSettings
 from occlupose.utils.errors import UserError
 from occlupose.utils.io import atomic_write
 
+if TYPE_CHECKING:
+    from occlupose.decode import DecodeSettings
+
 __all__ = [
+    "AdversarialSettings",
     "ConfigError",
     "DataConfig",
     "DiscriminatorConfig",
+    "InvalidValue",
+    "LossWeights",
     "ModelConfig",
+    "OptimizerSettings",
     "TrainConfig",
     "TrainerConfig",
     "ValidationConfig",
     "apply_overrides",
+    "check_init_weights",
     "config_from_dict",
     "config_to_dict",
     "load_config",
@@ -45,6 +56,144 @@ class ConfigError(UserError, ValueError):
     """A training recipe is unusable; the message names the file or key and the problem."""
 
     exit_code = 2
+
+
+class InvalidValue(ValueError):
+    """A settings field holds a value out of its range.
+
+    Raised by the settings dataclasses; a recipe reports it as ``section.key: problem``.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+def _at_least(settings: Any, key: str, minimum: float, *, optional: bool = False) -> None:
+    value = getattr(settings, key)
+    if optional and value is None:
+        return
+    if not value >= minimum:  # NaN too
+        raise InvalidValue(key, f"must be >= {minimum:g}, got {value!r}")
+
+
+def _positive(settings: Any, key: str) -> None:
+    value = getattr(settings, key)
+    if not value > 0:
+        raise InvalidValue(key, f"must be > 0, got {value!r}")
+
+
+def _within(settings: Any, key: str, low: float, high: float) -> None:
+    value = getattr(settings, key)
+    if not low <= value <= high:
+        raise InvalidValue(key, f"must be between {low:g} and {high:g}, got {value!r}")
+
+
+def _one_of(settings: Any, key: str, choices: tuple[str, ...]) -> None:
+    value = getattr(settings, key)
+    if value not in choices:
+        raise InvalidValue(
+            key, f"must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms.
+
+    Attributes:
+        heatmap: one weight per output resolution (1/4, 1/2, ...).
+        push, pull: associative-embedding weights (HigherHRNet: 1e-3 each, 1/4 output).
+        heatmap_foreground: per-pixel weight of a heatmap's peak relative to its
+            background (see :func:`~occlupose.engine.losses.heatmap_loss`; 1: published).
+        limb: limb-field loss weight.
+        limb_foreground: per-pixel weight of a limb relative to the background of its
+            field (see :func:`~occlupose.engine.losses.limb_field_loss`; 1: plain MSE).
+        completion: weight of the completed heatmaps' loss (per resolution, times ``heatmap``).
+        first_stage_targets: what the first-stage heatmaps learn: ``"visible"`` joints,
+            ``"complete"`` (every labelled joint), or ``"auto"`` (visible when the model
+            has a completion generator, complete otherwise).
+    """
+
+    heatmap: tuple[float, ...] = (1.0, 1.0)
+    heatmap_foreground: float = 1.0
+    push: float = 1e-3
+    pull: float = 1e-3
+    limb: float = 1.0
+    limb_foreground: float = 1.0
+    completion: float = 1.0
+    first_stage_targets: str = "auto"
+
+    def __post_init__(self) -> None:
+        if any(weight < 0 for weight in self.heatmap):
+            raise InvalidValue("heatmap", f"weights must be >= 0, got {list(self.heatmap)}")
+        for key in ("heatmap_foreground", "limb_foreground"):
+            _positive(self, key)
+        for key in ("push", "pull", "limb", "completion"):
+            _at_least(self, key, 0)
+        _one_of(self, "first_stage_targets", ("auto", "visible", "complete"))
+
+
+@dataclass(frozen=True)
+class AdversarialSettings:
+    """The adversarial term of heatmap completion.
+
+    Attributes:
+        weight: weight of the generator's adversarial loss (0: off, no discriminator step).
+        warmup_epochs, warmup_steps: the term starts once both this many epochs and this
+            many pose-network optimiser steps are done.
+        lr, betas: Adam settings of the discriminator.
+    """
+
+    weight: float = 0.0
+    warmup_epochs: int = 0
+    warmup_steps: int = 0
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        for key in ("weight", "warmup_epochs", "warmup_steps"):
+            _at_least(self, key, 0)
+        _positive(self, "lr")
+        _check_betas(self)
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Adam + MultiStepLR for the pose network (HigherHRNet: lr 1e-3, steps 200, 260).
+
+    Attributes:
+        lr, betas, weight_decay: Adam settings.
+        milestones: epochs at which the learning rates are multiplied by ``gamma``
+            (the discriminator's too).
+        gamma: decay factor.
+        accumulate_grad_batches: batches per optimiser step.
+        gradient_clip_val: clip the gradient norm of each optimiser to this (0: off).
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (200, 260)
+    gamma: float = 0.1
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "lr")
+        _check_betas(self)
+        for key in ("weight_decay", "gradient_clip_val"):
+            _at_least(self, key, 0)
+        _positive(self, "gamma")
+        _at_least(self, "accumulate_grad_batches", 1)
+        if any(epoch < 0 for epoch in self.milestones):
+            raise InvalidValue("milestones", f"epochs must be >= 0, got {list(self.milestones)}")
+
+
+def _check_betas(settings: Any) -> None:
+    if not all(0 <= beta < 1 for beta in settings.betas):
+        raise InvalidValue("betas", f"each must be in [0, 1), got {list(settings.betas)}")
 
 
 @dataclass
@@ -127,15 +276,24 @@ class DataConfig:
     val_max_images: int | None = None
 
     def __post_init__(self) -> None:
-        for key, choices in (
-            ("geometry", ("official", "occlupose")),
-            ("heatmap_centres", ("integer", "subpixel")),
-            ("keep_train_images", ("annotated", "labelled")),
-        ):
-            if getattr(self, key) not in choices:
-                raise ValueError(
-                    f"{key} must be {' or '.join(choices)}, got {getattr(self, key)!r}"
-                )
+        _one_of(self, "geometry", ("official", "occlupose"))
+        _one_of(self, "heatmap_centres", ("integer", "subpixel"))
+        _one_of(self, "keep_train_images", ("annotated", "labelled"))
+        for key in ("input_size", "max_people", "batch_size"):
+            _at_least(self, key, 1)
+        for key in ("val_batch_size", "val_max_images"):
+            _at_least(self, key, 1, optional=True)
+        for key in ("max_rotation", "max_translation_px", "max_occluders", "num_workers"):
+            _at_least(self, key, 0)
+        for key in ("sigma", "limb_width"):
+            _positive(self, key)
+        for key in ("flip_probability", "occluder_probability"):
+            _within(self, key, 0, 1)
+        low, high = self.crop_scale_range
+        if not 0 < low <= high:
+            raise InvalidValue(
+                "crop_scale_range", f"must be [low, high] with 0 < low <= high, got {[low, high]}"
+            )
 
 
 @dataclass
@@ -145,6 +303,30 @@ class DiscriminatorConfig:
     hidden_channels: int = 64
     num_levels: int = 4
     condition_on_features: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_channels", "num_levels"):
+            _at_least(self, key, 1)
+
+
+#: ``trainer.accelerator`` values (Lightning's names).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+#: ``trainer.precision`` values (Lightning's, with its older short spellings).
+PRECISIONS = (
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    "32",
+    "16",
+    "bf16",
+    "64",
+)
+_MAX_TIME = re.compile(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}")
 
 
 @dataclass
@@ -169,7 +351,8 @@ class TrainerConfig:
         checkpoint_every_n_steps: write ``last.ckpt`` every this many optimiser steps
             (0: only at epoch ends).
         log_every_n_steps: logging period.
-        logger: ``tensorboard``, ``csv``, ``none`` or ``auto`` (TensorBoard when installed).
+        logger: ``tensorboard``, ``csv``, ``none`` or ``auto`` (TensorBoard when the
+            ``occlupose[tensorboard]`` extra is installed, else CSV).
         progress_bar: show rich progress bars.
         deterministic: ask torch for deterministic kernels (slower on GPU).
     """
@@ -190,13 +373,28 @@ class TrainerConfig:
     progress_bar: bool = True
     deterministic: bool = False
 
+    def __post_init__(self) -> None:
+        _at_least(self, "max_epochs", 1)
+        if self.max_time is not None and not _MAX_TIME.fullmatch(self.max_time):
+            raise InvalidValue("max_time", f"must be DD:HH:MM:SS, got {self.max_time!r}")
+        _one_of(self, "accelerator", ACCELERATORS)
+        if self.devices < 1 and self.devices != -1:
+            raise InvalidValue("devices", f"must be >= 1, or -1 for all GPUs, got {self.devices}")
+        _at_least(self, "num_nodes", 1)
+        _one_of(self, "precision", PRECISIONS)
+        for key in ("check_val_every_n_epoch", "checkpoint_every_n_steps"):
+            _at_least(self, key, 0)
+        _at_least(self, "log_every_n_steps", 1)
+        _one_of(self, "logger", ("auto", "tensorboard", "csv", "none"))
+
 
 @dataclass
 class ValidationConfig:
     """Validation during training: how people are decoded, and the pose prior.
 
-    The decoding keys are those of :class:`occlupose.decode.DecodeSettings` (same
-    defaults); validation keeps the ``max_people`` best people of each image.
+    The decoding keys are those of :class:`occlupose.decode.DecodeSettings`, with its
+    defaults (a test keeps them equal; importing the decoder here would import torch);
+    validation keeps the ``max_people`` best people of each image.
 
     Attributes:
         pose_prior: build a :class:`occlupose.decode.PosePrior` from the fully labelled
@@ -204,19 +402,26 @@ class ValidationConfig:
             weights (the Predictor then uses it).
     """
 
-    grouping: str = DecodeSettings.grouping
-    detection_threshold: float = DecodeSettings.detection_threshold
-    tag_threshold: float = DecodeSettings.tag_threshold
-    max_people: int = DecodeSettings.max_people
-    nms_kernel: int = DecodeSettings.nms_kernel
-    refine: bool = DecodeSettings.refine
+    grouping: str = "auto"
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    max_people: int = 30
+    nms_kernel: int = 5
+    refine: bool = True
     pose_prior: bool = False
 
     def __post_init__(self) -> None:
-        self.decode_settings()  # refuse bad values when the recipe is read
+        _one_of(self, "grouping", ("auto", "tags", "limbs"))
+        _at_least(self, "max_people", 1)
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise InvalidValue(
+                "nms_kernel", f"must be a positive odd integer, got {self.nms_kernel}"
+            )
 
     def decode_settings(self, pixel_convention: str = "centres") -> DecodeSettings:
         """The :class:`DecodeSettings` validation decodes with."""
+        from occlupose.decode import DecodeSettings
+
         return DecodeSettings(
             grouping=self.grouping,
             detection_threshold=self.detection_threshold,
@@ -319,6 +524,9 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     }
     try:
         return cls(**kwargs)
+    except InvalidValue as error:
+        key = f"{where}.{error.key}" if where else error.key
+        raise ConfigError(f"{key}: {error.problem}") from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where or 'config'}: {error}") from None
 
@@ -383,6 +591,22 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         return config_from_dict(apply_overrides(values, overrides or []))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+def check_init_weights(config: TrainConfig) -> None:
+    """Stop a recipe that needs initial weights (``model.requires_init_weights``) when
+    ``model.init_weights`` is not given; ``none`` is accepted as a deliberate choice.
+
+    Raises:
+        ConfigError: one line naming the option.
+    """
+    model = config.model
+    if model.requires_init_weights and model.init_weights is None:
+        raise ConfigError(
+            f"model.init_weights is not set, and recipe {config.name!r} starts from "
+            f"{model.requires_init_weights}: give model.init_weights=PATH, or "
+            "model.init_weights=none to train from random initialisation on purpose"
+        )
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:

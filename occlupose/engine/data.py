@@ -18,6 +18,10 @@ restore the position:
   batches handed to the training loop; on a mid-epoch restart Lightning loads it
   before creating the iterator, and the loader skips the batches already trained on
   (without reading their images).
+
+A sample that cannot be read (an :class:`~occlupose.utils.errors.UserError`, e.g. a
+corrupt image) stops training with that error as it is, naming the file, from worker
+processes too (see :class:`UserErrorDataLoader`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ from collections.abc import Iterator, Sized
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-__all__ = ["EpochIndexedDataset", "EpochSampler", "ResumableDataLoader", "ShardSampler"]
+from occlupose.utils.errors import UserError
+
+__all__ = [
+    "EpochIndexedDataset",
+    "EpochSampler",
+    "ResumableDataLoader",
+    "ShardSampler",
+    "UserErrorDataLoader",
+]
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -127,7 +139,66 @@ class EpochIndexedDataset(Dataset):
         return self.dataset[index]
 
 
-class ResumableDataLoader(DataLoader):
+class _FailedSample:
+    """A sample that raised a :class:`UserError`, carried to the loading process as a value."""
+
+    def __init__(self, error: UserError) -> None:
+        self.error = error
+
+
+class _UserErrorsAsValues(Dataset):
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        assert isinstance(self.dataset, Sized)
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.dataset[key]
+        except UserError as error:
+            return _FailedSample(error)
+
+
+class _CollateUnlessFailed:
+    def __init__(self, collate_fn: Any) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, samples: list[Any]) -> Any:
+        failed = next((s for s in samples if isinstance(s, _FailedSample)), None)
+        return failed if failed is not None else self.collate_fn(samples)
+
+
+class UserErrorDataLoader(DataLoader):
+    """A ``DataLoader`` that raises its dataset's :class:`UserError` unchanged.
+
+    A plain ``DataLoader`` re-raises an exception from a worker process as a new
+    exception built from the worker's traceback text (a ``RuntimeError`` when the
+    class takes other arguments than a message), so ``cannot read image X: ...``
+    would reach the user as a multi-line traceback. Here the worker returns the error
+    as a value, and iterating raises it in the loading process, with its own type and
+    one-line message.
+    """
+
+    def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
+        collate_fn = kwargs.pop("collate_fn", None) or default_collate
+        super().__init__(
+            _UserErrorsAsValues(dataset), collate_fn=_CollateUnlessFailed(collate_fn), **kwargs
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._raise_failures(super().__iter__())
+
+    @staticmethod
+    def _raise_failures(batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            if isinstance(batch, _FailedSample):
+                raise batch.error
+            yield batch
+
+
+class ResumableDataLoader(UserErrorDataLoader):
     """A ``DataLoader`` over an :class:`EpochSampler` that can restart mid-epoch.
 
     ``state_dict()`` is ``{"epoch", "batches"}``: the sampler's epoch and the number of
@@ -166,6 +237,13 @@ class ResumableDataLoader(DataLoader):
         for batch in batches:
             self._batches_handed_out += 1
             yield batch
+
+    def last_batch_indices(self) -> list[int]:
+        """The dataset indices of the batch handed out last (this rank's, this epoch)."""
+        assert self.batch_size is not None
+        end = self._batches_handed_out * self.batch_size
+        indices = self.epoch_sampler.indices(self.epoch_sampler.epoch)
+        return [int(i) for i in indices[max(0, end - self.batch_size) : end]]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch_sampler.epoch, "batches": self._batches_handed_out}

@@ -6,9 +6,14 @@ from collections.abc import Sized
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from occlupose.engine.data import EpochSampler, ResumableDataLoader, ShardSampler
+from occlupose.engine.data import (
+    EpochSampler,
+    ResumableDataLoader,
+    ShardSampler,
+    UserErrorDataLoader,
+)
 
 __all__ = ["PoseDataModule"]
 
@@ -99,12 +104,12 @@ class PoseDataModule(L.LightningDataModule):
             **self._loader_kwargs(),
         )
 
-    def val_dataloader(self) -> DataLoader | list:
+    def val_dataloader(self) -> UserErrorDataLoader | list:
         if self.val_dataset is None:
             return []
         assert isinstance(self.val_dataset, Sized)
         rank, world = self._rank_world()
-        return DataLoader(
+        return UserErrorDataLoader(
             self.val_dataset,
             sampler=ShardSampler(len(self.val_dataset), num_replicas=world, rank=rank),
             batch_size=self.val_batch_size,

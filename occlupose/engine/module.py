@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -33,6 +33,7 @@ from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import MultiStepLR
 
 from occlupose.decode.prior import PosePrior
+from occlupose.engine.config import AdversarialSettings, LossWeights, OptimizerSettings
 from occlupose.engine.losses import (
     associative_embedding_loss,
     discriminator_loss,
@@ -48,88 +49,6 @@ from occlupose.structures.keypoint_set import KeypointSet
 from occlupose.structures.person import Person
 
 __all__ = ["AdversarialSettings", "LossWeights", "OptimizerSettings", "PoseTrainingModule"]
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms.
-
-    Attributes:
-        heatmap: one weight per output resolution (1/4, 1/2, ...).
-        push, pull: associative-embedding weights (HigherHRNet: 1e-3 each, 1/4 output).
-        heatmap_foreground: per-pixel weight of a heatmap's peak relative to its
-            background (see :func:`~occlupose.engine.losses.heatmap_loss`; 1: published).
-        limb: limb-field loss weight.
-        limb_foreground: per-pixel weight of a limb relative to the background of its
-            field (see :func:`~occlupose.engine.losses.limb_field_loss`; 1: plain MSE).
-        completion: weight of the completed heatmaps' loss (per resolution, times ``heatmap``).
-        first_stage_targets: what the first-stage heatmaps learn: ``"visible"`` joints,
-            ``"complete"`` (every labelled joint), or ``"auto"`` (visible when the model
-            has a completion generator, complete otherwise).
-    """
-
-    heatmap: tuple[float, ...] = (1.0, 1.0)
-    heatmap_foreground: float = 1.0
-    push: float = 1e-3
-    pull: float = 1e-3
-    limb: float = 1.0
-    limb_foreground: float = 1.0
-    completion: float = 1.0
-    first_stage_targets: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name in ("heatmap_foreground", "limb_foreground"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.first_stage_targets not in ("auto", "visible", "complete"):
-            raise ValueError(
-                "first_stage_targets must be auto, visible or complete, "
-                f"got {self.first_stage_targets!r}"
-            )
-
-
-@dataclass(frozen=True)
-class AdversarialSettings:
-    """The adversarial term of heatmap completion.
-
-    Attributes:
-        weight: weight of the generator's adversarial loss (0: off, no discriminator step).
-        warmup_epochs, warmup_steps: the term starts once both this many epochs and this
-            many pose-network optimiser steps are done.
-        lr, betas: Adam settings of the discriminator.
-    """
-
-    weight: float = 0.0
-    warmup_epochs: int = 0
-    warmup_steps: int = 0
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-
-
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """Adam + MultiStepLR for the pose network (HigherHRNet: lr 1e-3, steps 200, 260).
-
-    Attributes:
-        lr, betas, weight_decay: Adam settings.
-        milestones: epochs at which the learning rates are multiplied by ``gamma``
-            (the discriminator's too).
-        gamma: decay factor.
-        accumulate_grad_batches: batches per optimiser step.
-        gradient_clip_val: clip the gradient norm of each optimiser to this (0: off).
-    """
-
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    milestones: tuple[int, ...] = (200, 260)
-    gamma: float = 0.1
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.accumulate_grad_batches < 1:
-            raise ValueError("accumulate_grad_batches must be at least 1")
 
 
 class PoseTrainingModule(L.LightningModule):

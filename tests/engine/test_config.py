@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,7 +103,7 @@ def test_geometry_settings_are_checked():
         ("heatmap_centres", "round"),
         ("keep_train_images", "all"),
     ):
-        with pytest.raises(ConfigError, match=f"data: {key} must be"):
+        with pytest.raises(ConfigError, match=f"data.{key}: must be"):
             config_from_dict({"data": {key: value}})
 
 
@@ -183,3 +186,59 @@ def test_training_images_kept_as_the_recipe_says(tmp_path):
         "annotated": [785, 40083, 79841, 147961, 204805],
         "labelled": [785, 40083, 204805],
     }
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=0", "data.batch_size: must be >= 1, got 0"),
+        ("data.val_batch_size=0", "data.val_batch_size: must be >= 1, got 0"),
+        ("data.num_workers=-1", "data.num_workers: must be >= 0, got -1"),
+        ("data.input_size=0", "data.input_size: must be >= 1, got 0"),
+        ("data.sigma=0", "data.sigma: must be > 0, got 0.0"),
+        ("data.flip_probability=1.5", "data.flip_probability: must be between 0 and 1, got 1.5"),
+        ("data.crop_scale_range=[1.5,0.75]", "data.crop_scale_range: must be [low, high]"),
+        ("trainer.max_epochs=-3", "trainer.max_epochs: must be >= 1, got -3"),
+        ("trainer.max_epochs=0", "trainer.max_epochs: must be >= 1, got 0"),
+        ("trainer.devices=0", "trainer.devices: must be >= 1, or -1 for all GPUs, got 0"),
+        ("trainer.num_nodes=0", "trainer.num_nodes: must be >= 1, got 0"),
+        ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps: must be >= 1, got 0"),
+        ("trainer.checkpoint_every_n_steps=-1", "trainer.checkpoint_every_n_steps: must be >= 0"),
+        ("trainer.max_time=1h", "trainer.max_time: must be DD:HH:MM:SS, got '1h'"),
+        ("trainer.precision=fp16", "trainer.precision: must be 32-true, 16-mixed"),
+        ("trainer.logger=wandb", "trainer.logger: must be auto, tensorboard, csv or none"),
+        ("optimizer.lr=0", "optimizer.lr: must be > 0, got 0.0"),
+        ("optimizer.accumulate_grad_batches=0", "optimizer.accumulate_grad_batches: must be >= 1"),
+        ("adversarial.weight=-1", "adversarial.weight: must be >= 0, got -1.0"),
+        ("optimizer.weight_decay=.nan", "optimizer.weight_decay: must be >= 0, got nan"),
+        ("loss.heatmap=[1,-1]", "loss.heatmap: weights must be >= 0, got [1.0, -1.0]"),
+        ("discriminator.num_levels=0", "discriminator.num_levels: must be >= 1, got 0"),
+        ("validation.nms_kernel=4", "validation.nms_kernel: must be a positive odd integer, got 4"),
+    ],
+)
+def test_values_out_of_range_name_the_option(override, message):
+    recipe = CONFIGS / "hrgr_small_synthetic.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(recipe, [override])
+    assert str(caught.value).startswith(f"{recipe}: {message}"), str(caught.value)
+
+
+def test_validation_defaults_are_the_decoders():
+    from occlupose.decode import DecodeSettings
+    from occlupose.engine.config import ValidationConfig
+
+    decoder = DecodeSettings()
+    for field in dataclasses.fields(ValidationConfig):
+        if field.name != "pose_prior":
+            assert field.default == getattr(decoder, field.name), field.name
+
+
+def test_reading_a_recipe_imports_neither_lightning_nor_torch():
+    code = (
+        "import sys\n"
+        "from occlupose.engine.config import load_config\n"
+        f"load_config({str(CONFIGS / 'hrgr_w32_512_coco.yaml')!r}, ['data.batch_size=4'])\n"
+        "print(sorted(m for m in ('lightning', 'torch') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

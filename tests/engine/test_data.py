@@ -3,9 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from occlupose.engine.data import EpochIndexedDataset, EpochSampler, ResumableDataLoader
+from occlupose.data.image_io import ImageReadError
+from occlupose.engine.data import (
+    EpochIndexedDataset,
+    EpochSampler,
+    ResumableDataLoader,
+    UserErrorDataLoader,
+)
 
 
 class _EpochEcho(Dataset):
@@ -105,3 +111,28 @@ def test_loader_order_differs_between_epochs_and_is_reproducible():
 def test_loader_rejects_other_orders():
     with pytest.raises(ValueError, match="sampler"):
         ResumableDataLoader(_EpochEcho(4), sampler=EpochSampler(4), shuffle=True)
+
+
+class _OneUnreadable(Dataset):
+    """Four samples; the third is an image file that cannot be read."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index == 2:
+            raise ImageReadError(f"images/{index}.png", "file is empty (0 bytes)")
+        return torch.tensor(index)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_sample_error_reaches_the_training_loop_unchanged(workers):
+    loader = UserErrorDataLoader(_OneUnreadable(), batch_size=1, num_workers=workers)
+    batches = []
+    with pytest.raises(ImageReadError) as caught:
+        batches.extend(loader)
+    assert str(caught.value) == "cannot read image images/2.png: file is empty (0 bytes)"
+    assert [int(b) for b in batches] == [0, 1]  # the samples before it were trained on
+    # What a plain DataLoader makes of it in a worker: the worker's traceback as text.
+    with pytest.raises(RuntimeError, match="Caught ImageReadError in DataLoader worker"):
+        list(DataLoader(_OneUnreadable(), batch_size=1, num_workers=1))

@@ -1,4 +1,4 @@
-"""Wall-clock-budgeted training runs, for CPU-scale experiments and benchmarks.
+"""Wall-clock-budgeted training runs: scaffolding of the CPU benchmark scripts.
 
 A budget in minutes has no epoch schedule, so :class:`TimeDecay` lowers the learning
 rate after a fraction of the budget instead. :func:`train_with_budget` trains a recipe

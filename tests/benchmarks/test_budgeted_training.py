@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import torch
 
-from occlupose.engine import experiments
-from occlupose.engine.experiments import TimeDecay, max_time
+import budgeted_training
+from budgeted_training import TimeDecay, max_time
 
 
 def test_max_time_string():
@@ -18,7 +18,7 @@ def test_max_time_string():
 
 def test_time_decay_lowers_every_learning_rate_once(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(experiments.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(budgeted_training.time, "perf_counter", lambda: clock[0])
     params = [torch.nn.Parameter(torch.zeros(1))]
     optimizers = [torch.optim.Adam(params, lr=1e-3), torch.optim.Adam(params, lr=1e-4)]
     trainer = SimpleNamespace(optimizers=optimizers)
@@ -47,9 +47,10 @@ def test_a_run_with_a_pose_prior_saves_it_with_the_weights(tiny_config, syntheti
         load_split,
         prepare_training,
     )
-    from occlupose.engine.experiments import train_with_budget
     from occlupose.evaluation import labelled_poses
     from occlupose.inference import Predictor
+
+    from budgeted_training import train_with_budget
 
     config = tiny_config(synthetic_data, "validation.pose_prior=true", "trainer.max_epochs=1")
     run = train_with_budget(config, tmp_path / "run", minutes=0.02)
