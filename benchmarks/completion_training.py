@@ -39,11 +39,11 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from budgeted_training import cpu_speed_overrides, split_overrides, train_with_budget
 from rich.table import Table
 from train_synthetic import ensure_split
 
 from occlupose.engine.config import load_config
-from occlupose.engine.experiments import cpu_speed_overrides, split_overrides, train_with_budget
 from occlupose.evaluation import evaluate_results
 from occlupose.evaluation.inputs import load_json
 from occlupose.inference import Predictor, PredictorOptions
