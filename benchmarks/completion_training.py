@@ -39,7 +39,6 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from budgeted_training import cpu_speed_overrides, split_overrides, train_with_budget
 from rich.table import Table
 from train_synthetic import ensure_split
 
@@ -49,6 +48,8 @@ from occlupose.evaluation.inputs import load_json
 from occlupose.inference import Predictor, PredictorOptions
 from occlupose.inference.dataset import predict_dataset
 from occlupose.utils.io import atomic_write_json
+
+from budgeted_training import cpu_speed_overrides, split_overrides, train_with_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "hrgr_small_synthetic.yaml"
