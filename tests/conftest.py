@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +108,27 @@ def make_tiny_config(data_root: Path, *overrides: str, **sections: dict[str, Any
 def tiny_config():
     """:func:`make_tiny_config`: ``tiny_config(data_root, "key=value", ..., section={...})``."""
     return make_tiny_config
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, monkeypatch):
+    """An empty folder that files may not be created in.
+
+    Root ignores permission bits (CI runs as root), so for root the write that the
+    commands try first is refused as the kernel refuses it to everyone else; without
+    root the folder's mode alone refuses it (the tests were run both ways).
+    """
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).resolve() == folder.resolve():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+            return real_mkstemp(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    yield folder
+    folder.chmod(0o755)

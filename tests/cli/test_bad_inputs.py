@@ -4,12 +4,10 @@ and what is on disk afterwards."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -97,30 +95,6 @@ def test_an_out_that_is_a_file_stops_before_any_work(tiny_checkpoint, dataset, t
     (line,) = result.output.strip().splitlines()
     assert line.startswith("error: --out") and f"{blocker} is a file, not a folder" in line
     assert blocker.read_text() == "a file"
-
-
-@pytest.fixture
-def read_only_folder(tmp_path, monkeypatch):
-    """An empty folder that may not be written into.
-
-    Root ignores permission bits (CI runs as root), so for root the write that the
-    commands try first is refused as the kernel refuses it for everyone else; without
-    root the folder's mode alone refuses it (both were run).
-    """
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    if os.geteuid() == 0:
-        real_mkstemp = tempfile.mkstemp
-
-        def mkstemp(*args, dir=None, **kwargs):
-            if dir is not None and Path(dir).resolve() == folder.resolve():
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
-            return real_mkstemp(*args, dir=dir, **kwargs)
-
-        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-    yield folder
-    folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("command", ["predict", "demo", "export", "eval", "synth", "occlude"])
