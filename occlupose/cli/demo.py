@@ -56,6 +56,13 @@ def _write_png(path: Path, image) -> Path:
     return atomic_write_bytes(path, encoded.tobytes())
 
 
+def _shown(people: list) -> list:
+    """The people ``occlupose predict`` keeps by default."""
+    from occlupose.cli.predict import DEFAULT_MIN_SCORE
+
+    return [person for person in people if person.score >= DEFAULT_MIN_SCORE]
+
+
 @app.command(epilog=EXIT_STATUS)
 def demo(
     image: Path = typer.Option(
@@ -86,7 +93,7 @@ def demo(
         import cv2
         import numpy as np
 
-        from occlupose.cli.predict import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_SCORE, load_predictor
+        from occlupose.cli.predict import DEFAULT_MAX_PEOPLE, load_predictor
         from occlupose.data.image_io import ImageReadError
         from occlupose.data.synthetic import render_scene
         from occlupose.data.synthetic.annotations import select_keypoints
@@ -100,11 +107,10 @@ def demo(
             except (ImageReadError, ValueError) as error:
                 print_error(str(error))
                 raise typer.Exit(code=1) from None
+        # Every person is kept for the scene's AP (as eval ranks them all); the picture
+        # and the table show those predict would keep.
         predictor = load_predictor(
-            weights,
-            min_score=DEFAULT_MIN_SCORE,
-            max_people=DEFAULT_MAX_PEOPLE,
-            precision=precision,
+            weights, min_score=0.0, max_people=DEFAULT_MAX_PEOPLE, precision=precision
         )
     kps = predictor.keypoint_set
 
@@ -112,7 +118,7 @@ def demo(
         if weights is None:
             console.print(f"[yellow]{SYNTHETIC_ONLY_NOTE}[/yellow]")
         with status(f"finding people in {image.name}"):
-            people = predictor.predict_image(rgb)
+            people = _shown(predictor.predict_image(rgb))
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         overlay = draw_people(bgr, people, kps, score_threshold=draw_threshold)
         path = _write_png(out / f"{image.stem}_pose.png", overlay)
@@ -123,7 +129,8 @@ def demo(
     with status(f"rendering a {size} x {size} scene and finding its people"):
         scene = render_scene(seed, size=size, occlusion=occlusion)
         rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
-        people = predictor.predict_image(rgb)
+        everyone = predictor.predict_image(rgb)
+    people = _shown(everyone)
     truth = [select_keypoints(p.keypoints, kps) for p in scene.people]
     left = draw_ground_truth(scene.image, np.stack(truth), kps) if truth else scene.image.copy()
     right = draw_people(scene.image, people, kps, score_threshold=draw_threshold)
@@ -131,7 +138,7 @@ def demo(
     path = _write_png(out / f"demo_scene_seed{seed}.png", panel)
 
     ground_truth = scene_ground_truth(scene, kps)
-    results = [p.to_coco(1) for p in people]
+    results = [p.to_coco(1) for p in everyone]
     metrics = evaluate_keypoints(ground_truth, results, kps) if results else {"AP": 0.0}
     hidden = sum(int((t[:, 2] == 1).sum()) for t in truth)
     labelled = sum(int((t[:, 2] > 0).sum()) for t in truth)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 from typer.testing import CliRunner
@@ -51,10 +53,23 @@ def test_scene_ground_truth_scores_itself_perfectly():
 
 
 def test_demo_runs_the_bundled_default(tmp_path):
+    from occlupose.cli.predict import DEFAULT_MIN_SCORE
+    from occlupose.inference import Predictor
+
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo_scene_seed7.png").is_file()
     assert "medium occlusion" in result.output
+    # The scene's AP ranks every person, as eval does, not only the people shown.
+    scene = render_scene(7, size=256, occlusion="medium")
+    people = Predictor.from_pretrained().predict(cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB))
+    assert any(person.score < DEFAULT_MIN_SCORE for person in people)
+    results = [person.to_coco(1) for person in people]
+    ap = evaluate_keypoints(scene_ground_truth(scene, COCO_KEYPOINTS), results, "coco")["AP"]
+    assert f"AP on this scene: {ap:.3f}" in result.output
+    # The table lists the people predict keeps by default.
+    rows = re.findall(r"^│ +\d+ │", result.output, flags=re.MULTILINE)
+    assert len(rows) == sum(person.score >= DEFAULT_MIN_SCORE for person in people) > 0
 
 
 def test_default_model_on_a_photo_says_it_is_synthetic_only(tmp_path):
