@@ -32,6 +32,7 @@ __all__ = [
     "Throughput",
     "TimeDecay",
     "add_fast_argument",
+    "budget_run_overrides",
     "cpu_speed_overrides",
     "max_time",
     "split_overrides",
@@ -47,6 +48,27 @@ def split_overrides(data_dir: str | Path) -> list[str]:
         f"data.{split}_{kind}={data_dir / split / name}"
         for split in ("train", "val")
         for kind, name in (("annotations", "annotations.json"), ("images", "images"))
+    ]
+
+
+def budget_run_overrides(
+    data_dir: str | Path, size: int, seed: int, *, fast: bool = True
+) -> list[str]:
+    """The overrides the budgeted comparisons share: the synthetic split of ``data_dir``,
+    the input size, the seed, in-process loading, the adversarial term after 100 steps
+    (a wall-clock budget has no epochs to warm up by), no logs, and
+    :func:`cpu_speed_overrides` with ``fast``."""
+    return [
+        *split_overrides(data_dir),
+        f"data.input_size={size}",
+        # In-process loading: worker processes forked after an earlier run in the same
+        # process (its OpenMP threads) can die; on 2 cores they do not pay off anyway.
+        "data.num_workers=0",
+        f"seed={seed}",
+        "adversarial.warmup_epochs=0",
+        "adversarial.warmup_steps=100",
+        "trainer.logger=none",
+        *(cpu_speed_overrides() if fast else []),
     ]
 
 

@@ -49,7 +49,7 @@ from occlupose.inference import Predictor, PredictorOptions
 from occlupose.inference.dataset import predict_dataset
 from occlupose.utils.io import atomic_write_json
 
-from budgeted_training import cpu_speed_overrides, split_overrides, train_with_budget
+from budgeted_training import budget_run_overrides, train_with_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "hrgr_small_synthetic.yaml"
@@ -73,14 +73,7 @@ def train_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     """Train one variant in this process (one thread) and write its ``run.json``."""
     torch.set_num_threads(1)
     overrides = [
-        *split_overrides(args.data_dir),
-        f"data.input_size={args.size}",
-        "data.num_workers=0",
-        f"seed={seed}",
-        "adversarial.warmup_epochs=0",
-        "adversarial.warmup_steps=100",
-        "trainer.logger=none",
-        *(cpu_speed_overrides() if args.fast else []),
+        *budget_run_overrides(args.data_dir, args.size, seed, fast=args.fast),
         *VARIANTS[variant],
     ]
     config = load_config(RECIPE, overrides)

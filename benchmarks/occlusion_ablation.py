@@ -47,12 +47,7 @@ from occlupose.inference.dataset import predict_dataset
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 from occlupose.utils.io import atomic_write, atomic_write_json
 
-from budgeted_training import (
-    add_fast_argument,
-    cpu_speed_overrides,
-    split_overrides,
-    train_with_budget,
-)
+from budgeted_training import add_fast_argument, budget_run_overrides, train_with_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "configs" / "higherhrnet_small_synthetic.yaml"
@@ -93,19 +88,7 @@ def ensure_data(folder: Path, train: int, val: int, size: int) -> tuple[Path, Pa
 
 def run_variant(name: str, seed: int, args: argparse.Namespace, data: Path) -> dict:
     recipe, extra = VARIANTS[name]
-    overrides = [
-        *split_overrides(data),
-        f"data.input_size={args.size}",
-        # In-process loading: worker processes forked after an earlier run in the same
-        # process (its OpenMP threads) can die; on 2 cores they do not pay off anyway.
-        "data.num_workers=0",
-        f"seed={seed}",
-        "adversarial.warmup_epochs=0",
-        "adversarial.warmup_steps=100",
-        "trainer.logger=none",
-        *(cpu_speed_overrides() if args.fast else []),
-        *extra,
-    ]
+    overrides = [*budget_run_overrides(data, args.size, seed, fast=args.fast), *extra]
     config = load_config(recipe, overrides)
     slug = name.strip("+ ").replace(" ", "_").replace("(", "").replace(")", "")
     run = train_with_budget(config, args.runs_dir / f"{slug}_seed{seed}", args.minutes)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
+from occlupose.engine.config import load_config
+
 import budgeted_training
-from budgeted_training import TimeDecay, max_time
+from budgeted_training import TimeDecay, budget_run_overrides, max_time
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "hrgr_small_synthetic.yaml"
 
 
 def test_max_time_string():
@@ -75,3 +80,13 @@ def test_a_run_with_a_pose_prior_saves_it_with_the_weights(tiny_config, syntheti
         record.keypoints[:, 0, 2] = 0
     with pytest.raises(ConfigError, match="has all 17 keypoints labelled"):
         build_pose_prior(records)
+
+
+def test_budget_run_overrides_point_the_recipe_at_the_split(tmp_path):
+    config = load_config(RECIPE, budget_run_overrides(tmp_path, 128, 3, fast=False))
+    assert config.data.train_annotations == str(tmp_path / "train" / "annotations.json")
+    assert config.data.val_images == str(tmp_path / "val" / "images")
+    assert (config.data.input_size, config.seed, config.data.num_workers) == (128, 3, 0)
+    assert (config.adversarial.warmup_epochs, config.adversarial.warmup_steps) == (0, 100)
+    assert config.trainer.logger == "none"
+    assert config.trainer.precision == "32-true"  # fast=False: the recipe's own
