@@ -166,8 +166,10 @@ def train_with_budget(
     *,
     decay_at: float = 0.8,
     progress: bool = False,
+    accelerator: str = "cpu",
 ) -> BudgetRun:
-    """Train ``config`` for ``minutes`` of wall-clock time on the CPU.
+    """Train ``config`` for ``minutes`` of wall-clock time on the CPU (or the
+    ``accelerator`` Lightning is given, e.g. ``"gpu"``).
 
     The learning rate is constant, then drops tenfold after ``decay_at`` of the budget;
     there is no validation during the run and no step checkpoints. The final weights are
@@ -177,7 +179,7 @@ def train_with_budget(
     out_dir = Path(out_dir)
     overrides = [
         "optimizer.milestones=[100000]",  # no epoch schedule: TimeDecay instead
-        "trainer.accelerator=cpu",
+        f"trainer.accelerator={accelerator}",
         "trainer.max_epochs=100000",
         f"trainer.max_time={max_time(minutes)}",
         "trainer.check_val_every_n_epoch=0",

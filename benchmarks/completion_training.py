@@ -24,6 +24,11 @@ the Predictor (flip test) on the held-out images with completion ``none``, ``pri
 run's pose prior) and ``learned`` (the bundled pose completer): AP, AP per annotated
 occlusion bin, and the share of hidden joints of matched people within keypoint
 similarity 0.5. Writes ``OUT/results.json`` (atomically) and prints the table.
+
+On a GPU machine (``--device cuda``) the pairs share the GPU the same way, in bfloat16
+mixed precision; the data is rendered on its CPUs (``--workers``)::
+
+    python benchmarks/completion_training.py --device cuda --minutes 3 --workers 8
 """
 
 from __future__ import annotations
@@ -72,13 +77,15 @@ def run_dir(args: argparse.Namespace, variant: str, seed: int) -> Path:
 def train_one(args: argparse.Namespace, variant: str, seed: int) -> None:
     """Train one variant in this process (one thread) and write its ``run.json``."""
     torch.set_num_threads(1)
+    on_gpu = args.device.startswith("cuda")
     overrides = [
-        *budget_run_overrides(args.data_dir, args.size, seed, fast=args.fast),
+        *budget_run_overrides(args.data_dir, args.size, seed, fast=args.fast and not on_gpu),
+        *(["trainer.precision=bf16-mixed"] if on_gpu else []),
         *VARIANTS[variant],
     ]
     config = load_config(RECIPE, overrides)
     folder = run_dir(args, variant, seed)
-    run = train_with_budget(config, folder, args.minutes)
+    run = train_with_budget(config, folder, args.minutes, accelerator="gpu" if on_gpu else "cpu")
     summary = {
         "variant": variant,
         "seed": seed,
@@ -115,6 +122,8 @@ def train_pair(args: argparse.Namespace, seed: int) -> None:
             str(args.minutes),
             "--size",
             str(args.size),
+            "--device",
+            args.device,
         ]
         if not args.fast:
             command.append("--no-fast")
@@ -138,6 +147,7 @@ def evaluate_run(args: argparse.Namespace, variant: str, seed: int) -> dict:
         predictor = Predictor.from_pretrained(
             summary["weights"],
             options=PredictorOptions(input_size=args.size, flip=True, completion=completion),
+            device=args.device,
         )
         results, failures = predict_dataset(predictor, ground_truth, images)
         if failures:
@@ -167,7 +177,8 @@ def summary_table(runs: list[dict], args: argparse.Namespace) -> Table:
     bins = list(runs[0]["completion"]["none"]["bins"])
     table = Table(
         title=f"hrgr_small with / without generation-recovery: {args.minutes:g} min per run, "
-        f"one thread each, side by side, seeds {args.seeds} (mean ± half-range)"
+        f"{'on one GPU' if args.device.startswith('cuda') else 'one thread each'}, side by "
+        f"side, seeds {args.seeds} (mean ± half-range)"
     )
     for column in ["variant", "completion", "steps", "AP", *[f"AP occl. {b}" for b in bins]]:
         table.add_column(column, justify="left" if column in ("variant", "completion") else "right")
@@ -197,6 +208,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "synthetic_benchmark")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "completion_training")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="evaluation")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (training and evaluation)")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering the data")
     parser.add_argument(
         "--no-fast",
         dest="fast",
@@ -213,8 +226,8 @@ def main() -> None:
         return
 
     console = Console(stderr=True)
-    ensure_split(args.data_dir / "train", args.train_images, 0, args.size, workers=1)
-    ensure_split(args.data_dir / "val", args.val_images, 1, args.size, workers=1)
+    ensure_split(args.data_dir / "train", args.train_images, 0, args.size, args.workers)
+    ensure_split(args.data_dir / "val", args.val_images, 1, args.size, args.workers)
     started = time.perf_counter()
     if not args.evaluate_only:
         for seed in args.seeds:
