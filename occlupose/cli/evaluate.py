@@ -313,7 +313,7 @@ def evaluate(
 
     Writes a rich table to the terminal, report.json with every number and PNG plots.
     """
-    from occlupose.utils.io import ensure_writable_dir
+    from occlupose.utils.io import ensure_writable_dir, exclusive_output
 
     if (results is None) == (weights is None):
         raise typer.BadParameter("give either --results or --weights (with --images)")
@@ -327,124 +327,137 @@ def evaluate(
     model_name = name or source.stem
     out = out or source.with_name(f"{source.stem}_eval")
     ensure_writable_dir(out, "--out")  # before any (long) work
-    failed = False
-    with status(f"reading {ann}"):
-        from occlupose.evaluation.inputs import (
-            EvaluationError,
-            check_ground_truth,
-            load_json,
-            subset_ground_truth,
-        )
-        from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
-        from occlupose.evaluation.report import report_models
-        from occlupose.structures.keypoint_set import get_keypoint_set
+    # One run writes its report and results at a time, so that runs into the same folder
+    # at once leave one complete set, never a report of one beside results of another.
+    with exclusive_output(
+        out,
+        on_wait=lambda: error_console.print(
+            f"waiting for another run writing to {escape(str(out))} ...", soft_wrap=True
+        ),
+    ):
+        failed = False
+        with status(f"reading {ann}"):
+            from occlupose.evaluation.inputs import (
+                EvaluationError,
+                check_ground_truth,
+                load_json,
+                subset_ground_truth,
+            )
+            from occlupose.evaluation.occlusion import DEFAULT_OCCLUSION_BINS, DEFAULT_OVERLAP_BINS
+            from occlupose.evaluation.report import report_models
+            from occlupose.structures.keypoint_set import get_keypoint_set
 
+            try:
+                ground_truth, skipped = check_ground_truth(
+                    load_json(ann), str(ann), lenient=lenient
+                )
+            except EvaluationError as e:
+                _print_error(str(e))
+                raise typer.Exit(1) from None
         try:
-            ground_truth, skipped = check_ground_truth(load_json(ann), str(ann), lenient=lenient)
+            if skipped:
+                counts = "; ".join(f"{n} x {reason}" for reason, n in skipped.items())
+                error_console.print(
+                    f"[yellow]--lenient: skipped {sum(skipped.values())} entries of "
+                    f"{escape(str(ann))}: {escape(counts)}[/yellow]",
+                    soft_wrap=True,
+                )
+            dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
+            get_keypoint_set(dataset_name)
+            model_curves: dict[str, dict[float, object]] = {}
+            covered_per_model: dict[str, dict] = {}
+            if weights is not None:
+                run, run_covered, predicted, failures = _run_model(
+                    weights,
+                    preset,
+                    dataset_name,
+                    ground_truth,
+                    images,
+                    rates,
+                    seed,
+                    limit,
+                    device,
+                    out,
+                    use_pose_prior=pose_prior,
+                    flip=flip,
+                    scales=scales or [1.0],
+                    decoding=decoding,
+                    precision=precision,
+                    runtime=runtime,
+                    completion=completion,
+                )
+                # Only the images the model ran on are scored (--limit, unreadable images):
+                # the others' people would count as missed.
+                attempted = len(predicted) + len(failures)
+                if not predicted:
+                    path, why = failures[0]
+                    raise EvaluationError(
+                        f"--images {images}: none of the {attempted} images of {ann} could be "
+                        f"read (first: {path}: {why})"
+                    )
+                total = len(ground_truth["images"])
+                if len(predicted) < total:
+                    ground_truth = subset_ground_truth(ground_truth, predicted)
+                    why = [f"--limit {limit}"] if limit is not None and limit < total else []
+                    if failures:
+                        why.append(f"{len(failures)} could not be read")
+                    error_console.print(
+                        f"scoring the {len(predicted)} images the model ran on, of {total} in "
+                        f"{escape(str(ann))} ({escape(', '.join(why))})",
+                        soft_wrap=True,
+                    )
+                failed = bool(failures)
+                results_per_model = {model_name: run.pop(0.0)}
+                if run:
+                    model_curves[model_name] = {0.0: results_per_model[model_name], **run}
+                    covered_per_model[model_name] = run_covered
+            else:
+                results_per_model = {model_name: str(results)}
+            for entry in compare or []:
+                other, path = _split_pair(entry, "--compare")
+                if other in results_per_model:
+                    raise typer.BadParameter(
+                        f"model name {other!r} used twice", param_hint="--compare"
+                    )
+                results_per_model[other] = path
+            precomputed = dict(_load_sweep(entry) for entry in sweep or [])
+            curves = _parse_curve(curve or [], model_name)
+            for other, per_rate in curves.items():
+                if other in results_per_model:  # results on the unoccluded images: rate 0
+                    per_rate.setdefault(0.0, results_per_model[other])
+            covered = None
+            if occluded is not None:
+                if not curves:
+                    raise typer.BadParameter(
+                        "--occluded needs --curve RATE=RESULTS.json "
+                        "(results on the occluded images)",
+                        param_hint="--occluded",
+                    )
+                needed = {rate for per_rate in curves.values() for rate in per_rate}
+                covered = _covered_from_manifests(occluded, ground_truth, str(ann), needed)
+            report_models(
+                ground_truth,
+                results_per_model,
+                dataset_name,
+                gt_name=str(ann),
+                out_dir=out,
+                curves={**curves, **model_curves},
+                covered=covered,
+                covered_per_model=covered_per_model,
+                precomputed_curves=precomputed,
+                console=console,
+                occlusion_bins=_parse_edges(occlusion_bins, "--occlusion-bins")
+                or DEFAULT_OCCLUSION_BINS,
+                overlap_bins=_parse_edges(overlap_bins, "--overlap-bins") or DEFAULT_OVERLAP_BINS,
+            )
+        except KeyError as e:  # unknown --dataset name
+            _print_error(str(e.args[0]))
+            raise typer.Exit(2) from None
         except EvaluationError as e:
             _print_error(str(e))
             raise typer.Exit(1) from None
-    try:
-        if skipped:
-            counts = "; ".join(f"{n} x {reason}" for reason, n in skipped.items())
-            error_console.print(
-                f"[yellow]--lenient: skipped {sum(skipped.values())} entries of "
-                f"{escape(str(ann))}: {escape(counts)}[/yellow]",
-                soft_wrap=True,
-            )
-        dataset_name = dataset or _infer_dataset(ground_truth, str(ann))
-        get_keypoint_set(dataset_name)
-        model_curves: dict[str, dict[float, object]] = {}
-        covered_per_model: dict[str, dict] = {}
-        if weights is not None:
-            run, run_covered, predicted, failures = _run_model(
-                weights,
-                preset,
-                dataset_name,
-                ground_truth,
-                images,
-                rates,
-                seed,
-                limit,
-                device,
-                out,
-                use_pose_prior=pose_prior,
-                flip=flip,
-                scales=scales or [1.0],
-                decoding=decoding,
-                precision=precision,
-                runtime=runtime,
-                completion=completion,
-            )
-            # Only the images the model ran on are scored (--limit, unreadable images):
-            # the others' people would count as missed.
-            attempted = len(predicted) + len(failures)
-            if not predicted:
-                path, why = failures[0]
-                raise EvaluationError(
-                    f"--images {images}: none of the {attempted} images of {ann} could be "
-                    f"read (first: {path}: {why})"
-                )
-            total = len(ground_truth["images"])
-            if len(predicted) < total:
-                ground_truth = subset_ground_truth(ground_truth, predicted)
-                why = [f"--limit {limit}"] if limit is not None and limit < total else []
-                if failures:
-                    why.append(f"{len(failures)} could not be read")
-                error_console.print(
-                    f"scoring the {len(predicted)} images the model ran on, of {total} in "
-                    f"{escape(str(ann))} ({escape(', '.join(why))})",
-                    soft_wrap=True,
-                )
-            failed = bool(failures)
-            results_per_model = {model_name: run.pop(0.0)}
-            if run:
-                model_curves[model_name] = {0.0: results_per_model[model_name], **run}
-                covered_per_model[model_name] = run_covered
-        else:
-            results_per_model = {model_name: str(results)}
-        for entry in compare or []:
-            other, path = _split_pair(entry, "--compare")
-            if other in results_per_model:
-                raise typer.BadParameter(f"model name {other!r} used twice", param_hint="--compare")
-            results_per_model[other] = path
-        precomputed = dict(_load_sweep(entry) for entry in sweep or [])
-        curves = _parse_curve(curve or [], model_name)
-        for other, per_rate in curves.items():
-            if other in results_per_model:  # results on the unoccluded images: rate 0
-                per_rate.setdefault(0.0, results_per_model[other])
-        covered = None
-        if occluded is not None:
-            if not curves:
-                raise typer.BadParameter(
-                    "--occluded needs --curve RATE=RESULTS.json (results on the occluded images)",
-                    param_hint="--occluded",
-                )
-            needed = {rate for per_rate in curves.values() for rate in per_rate}
-            covered = _covered_from_manifests(occluded, ground_truth, str(ann), needed)
-        report_models(
-            ground_truth,
-            results_per_model,
-            dataset_name,
-            gt_name=str(ann),
-            out_dir=out,
-            curves={**curves, **model_curves},
-            covered=covered,
-            covered_per_model=covered_per_model,
-            precomputed_curves=precomputed,
-            console=console,
-            occlusion_bins=_parse_edges(occlusion_bins, "--occlusion-bins")
-            or DEFAULT_OCCLUSION_BINS,
-            overlap_bins=_parse_edges(overlap_bins, "--overlap-bins") or DEFAULT_OVERLAP_BINS,
-        )
-    except KeyError as e:  # unknown --dataset name
-        _print_error(str(e.args[0]))
-        raise typer.Exit(2) from None
-    except EvaluationError as e:
-        _print_error(str(e))
-        raise typer.Exit(1) from None
-    if failed:
-        raise typer.Exit(1)
+        if failed:
+            raise typer.Exit(1)
 
 
 def _parse_rates(text: str | None) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ __all__ = [
     "check_output_file",
     "check_output_folder",
     "ensure_writable_dir",
+    "exclusive_output",
     "staged_folder",
 ]
 
@@ -187,3 +189,31 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextmanager
+def exclusive_output(
+    path: str | os.PathLike, *, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the lock of output folder ``path`` while a run writes files that belong
+    together (a report and the results it scores), so that runs writing there at the
+    same time leave one run's complete set, never a mix of two.
+
+    A second run waits for the first (``on_wait`` is called once, to say so). The lock
+    file lives in the temporary folder, named after the folder's resolved path, so no
+    file is left in the user's folders; it serialises runs on one machine.
+    """
+    from filelock import FileLock
+
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:20]
+    lock = FileLock(str(Path(tempfile.gettempdir()) / f"occlupose-output-{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except TimeoutError:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -195,3 +195,27 @@ def test_eval_occluded_bad_input(files, occluded, tmp_path):
     assert result.exit_code == 1 and f"{tmp_path / 'nowhere'}: not found" in result.output
     assert "Traceback" not in result.output
     assert not out.exists()  # nothing written by any of them
+
+
+def test_a_second_run_into_the_same_folder_waits_for_the_first(files, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from occlupose.utils.io import exclusive_output
+
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "occlupose.cli", "eval", "--results", str(files["good"])]
+    command += ["--ann", str(files["gt"]), "--out", str(out)]
+    with exclusive_output(out):  # the first run, still writing
+        second = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        first_line = second.stderr.readline()
+        assert first_line.startswith(f"waiting for another run writing to {out}")
+        time.sleep(1.0)
+        assert second.poll() is None and not out.exists()  # it waits, having written nothing
+    stdout, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["models"]["good"]["metrics"]["AP"] == pytest.approx(1.0)
