@@ -121,7 +121,7 @@ def synth(
         from occlupose.data.synthetic.generate import generate_dataset
 
     try:
-        with sigterm_runs_cleanup(), staged_folder(out) as staging:
+        with sigterm_runs_cleanup(), staged_folder(out, overwrite=overwrite) as staging:
             path = generate_dataset(
                 staging,
                 num_images,
@@ -133,6 +133,8 @@ def synth(
                 workers=workers,
                 progress=str(out),
             )
+    except OutputError:
+        raise
     except OSError as error:  # e.g. the disk filled up: the partial folder is gone already
         reason = (error.strerror or str(error)).lower()
         raise OutputError(f"--out: cannot write the data set to {out} ({reason})") from None

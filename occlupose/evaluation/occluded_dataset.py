@@ -251,7 +251,7 @@ def write_occluded_copies(
             f"{gt_name}: no person has a visible (v=2) keypoint, so there is nothing to occlude"
         )
 
-    with staged_folder(out_dir) as staging:
+    with staged_folder(out_dir, overwrite=overwrite) as staging:
         folders = {rate: staging / name for rate, name in zip(rates, names, strict=True)}
         for folder in folders.values():
             (folder / IMAGES_DIR).mkdir(parents=True)

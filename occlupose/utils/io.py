@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -101,11 +102,14 @@ def check_output_folder(
 
 
 @contextmanager
-def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+def staged_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """A new folder beside ``path`` to write into, which becomes ``path`` at the end.
 
     The block writes into the yielded folder (hidden, ``.NAME.partial-*``); when it
-    completes, the folder is renamed to ``path``, replacing an old ``path`` only then.
+    completes, the folder is renamed to ``path``, replacing an old ``path`` only then
+    and only with ``overwrite`` (an empty ``path`` is always replaced). Without it, a
+    ``path`` that another run filled in the meantime is kept and :class:`OutputError`
+    says so: the rename is atomic, so of two runs at once one wins and the other is told.
     If the block fails or is interrupted, the partial folder and any parent folders made
     for it are removed and ``path`` is left as it was: no half-written data set, and no
     good one lost. (A process killed outright, by SIGKILL or an unhandled SIGTERM, leaves
@@ -126,13 +130,21 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     done = False
     try:
         yield staging
-        if path.exists():
+        if overwrite and path.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, trash / "old")
             os.replace(staging, path)
             shutil.rmtree(trash, ignore_errors=True)
         else:
-            os.replace(staging, path)
+            try:
+                os.replace(staging, path)  # fails on a folder that is not empty
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise OutputError(
+                    f"{path}: another run wrote there while this one was working; its "
+                    "files are kept and this run's are discarded"
+                ) from None
         done = True
     finally:
         if staging.exists():
