@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from occlupose.cli.app import EXIT_STATUS, app, print_error
+from occlupose.cli.status import status
 
 console = Console(stderr=True)
 
@@ -151,15 +152,12 @@ def _stop(message: str) -> NoReturn:
 
 @contextmanager
 def _working(message: str) -> Iterator[None]:
-    """Say what the command is doing during a slow step: a spinner on a terminal, else a
-    line (logs, CI). Only the first process of a multi-process launch says it."""
-    if not _launched_as_rank_zero():
-        yield
-    elif console.is_terminal:
-        with console.status(f"{message} ..."):
+    """:func:`occlupose.cli.status.status`, said by the first process of a multi-process
+    launch only (the others would repeat it)."""
+    if _launched_as_rank_zero():
+        with status(message):
             yield
     else:
-        console.print(f"{message} ...")
         yield
 
 
