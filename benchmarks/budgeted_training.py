@@ -9,6 +9,7 @@ weights in the self-describing format of :func:`occlupose.inference.save_pretrai
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "budget_run_overrides",
     "cpu_speed_overrides",
     "max_time",
+    "mean_spread",
     "split_overrides",
     "train_with_budget",
 ]
@@ -49,6 +51,16 @@ def split_overrides(data_dir: str | Path) -> list[str]:
         for split in ("train", "val")
         for kind, name in (("annotations", "annotations.json"), ("images", "images"))
     ]
+
+
+def mean_spread(values: list[float | None], digits: int = 3) -> str:
+    """``mean ± half-range`` of the runs' values (None left out; ``-`` if none): how the
+    budgeted comparisons report their seeds."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    spread = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
 def budget_run_overrides(

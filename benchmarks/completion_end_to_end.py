@@ -26,7 +26,7 @@ from rich.table import Table
 
 from occlupose.data.image_io import read_image
 from occlupose.data.synthetic.generate import generate_dataset
-from occlupose.evaluation import evaluate_people
+from occlupose.evaluation import evaluate_people, keypoint_similarity
 from occlupose.inference import Predictor, PredictorOptions
 from occlupose.structures import Person
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
@@ -49,11 +49,10 @@ def most_occluded_people(
         if not labelled.any() or (truth[:, 2] == 1).sum() <= threshold * labelled.sum():
             continue
         is_visible = truth[:, 2] == 2
-        scale = 2 * annotation["area"] * (2 * sigmas) ** 2 + np.spacing(1)
         oks, found_here = 0.0, 0
         for person in people.get(annotation["image_id"], []):
             xy = person.keypoints[:, :2].astype(np.float64)
-            similarity = np.exp(-((xy - truth[:, :2]) ** 2).sum(1) / scale)
+            similarity = keypoint_similarity(xy, truth, annotation["area"], sigmas)
             person_oks = float(similarity[labelled].mean())
             if person_oks > oks:
                 found = person.keypoints[:, 2] > 0

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -54,7 +53,7 @@ from occlupose.inference import Predictor, PredictorOptions
 from occlupose.inference.dataset import predict_dataset
 from occlupose.utils.io import atomic_write_json
 
-from budgeted_training import budget_run_overrides, train_with_budget
+from budgeted_training import budget_run_overrides, mean_spread, train_with_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "hrgr_small_synthetic.yaml"
@@ -165,14 +164,6 @@ def evaluate_run(args: argparse.Namespace, variant: str, seed: int) -> dict:
     return summary
 
 
-def _mean(values: list[float | None], digits: int = 3) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    spread = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
-
-
 def summary_table(runs: list[dict], args: argparse.Namespace) -> Table:
     bins = list(runs[0]["completion"]["none"]["bins"])
     table = Table(
@@ -190,10 +181,10 @@ def summary_table(runs: list[dict], args: argparse.Namespace) -> Table:
             table.add_row(
                 variant,
                 completion,
-                _mean([r["steps"] for r in mine], digits=0),
-                _mean([r["AP"] for r in rows]),
-                *[_mean([r["bins"][b] for r in rows]) for b in bins],
-                _mean([r["hidden_within_0.5"] for r in rows]),
+                mean_spread([r["steps"] for r in mine], digits=0),
+                mean_spread([r["AP"] for r in rows]),
+                *[mean_spread([r["bins"][b] for r in rows]) for b in bins],
+                mean_spread([r["hidden_within_0.5"] for r in rows]),
             )
     return table
 

@@ -27,7 +27,6 @@ seeds) and two plots; the default OUT is ``docs/ablation``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,7 +46,12 @@ from occlupose.inference.dataset import predict_dataset
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 from occlupose.utils.io import atomic_write, atomic_write_json
 
-from budgeted_training import add_fast_argument, budget_run_overrides, train_with_budget
+from budgeted_training import (
+    add_fast_argument,
+    budget_run_overrides,
+    mean_spread,
+    train_with_budget,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "configs" / "higherhrnet_small_synthetic.yaml"
@@ -119,12 +123,6 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, data: Path) -> d
     }
 
 
-def _mean_spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    spread = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
-    return f"{mean:.3f} ± {spread:.3f}"
-
-
 def summarise(results: list[dict], args: argparse.Namespace) -> tuple[Table, str]:
     """A rich table and the same as Markdown (means ± half-range over the seeds)."""
     bins = [b["label"] for b in results[0]["bins"]]
@@ -147,13 +145,13 @@ def summarise(results: list[dict], args: argparse.Namespace) -> tuple[Table, str
         runs = [r for r in results if r["variant"] == name]
         if not runs:
             continue
-        row = [name, f"{runs[0]['parameters'] / 1e6:.2f}", _mean_spread([r["AP"] for r in runs])]
+        row = [name, f"{runs[0]['parameters'] / 1e6:.2f}", mean_spread([r["AP"] for r in runs])]
         for i, _ in enumerate(bins):
             values = [r["bins"][i]["AP"] for r in runs if r["bins"][i]["AP"] is not None]
-            row.append(_mean_spread(values) if values else "-")
+            row.append(mean_spread(values) if values else "-")
         for j, rate in enumerate(args.rates):
             if rate > 0:
-                row.append(_mean_spread([r["curve"][j]["AP"] for r in runs]))
+                row.append(mean_spread([r["curve"][j]["AP"] for r in runs]))
         table.add_row(*row)
         lines.append("| " + " | ".join(row) + " |")
     return table, "\n".join(lines) + "\n"

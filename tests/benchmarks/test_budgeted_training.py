@@ -10,7 +10,7 @@ import torch
 from occlupose.engine.config import load_config
 
 import budgeted_training
-from budgeted_training import TimeDecay, budget_run_overrides, max_time
+from budgeted_training import TimeDecay, budget_run_overrides, max_time, mean_spread
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "hrgr_small_synthetic.yaml"
 
@@ -90,3 +90,10 @@ def test_budget_run_overrides_point_the_recipe_at_the_split(tmp_path):
     assert (config.adversarial.warmup_epochs, config.adversarial.warmup_steps) == (0, 100)
     assert config.trainer.logger == "none"
     assert config.trainer.precision == "32-true"  # fast=False: the recipe's own
+
+
+def test_mean_spread_of_the_seeds():
+    assert mean_spread([0.062, 0.076, 0.091, 0.075]) == "0.076 ± 0.014"
+    assert mean_spread([0.5, None]) == "0.500 ± 0.000"  # runs without a value left out
+    assert mean_spread([None]) == "-"
+    assert mean_spread([507.0, 409.0], digits=0) == "458 ± 49"
