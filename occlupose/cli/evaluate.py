@@ -251,6 +251,14 @@ def evaluate(
             "or auto (learned, except with official decoding).",
         ),
     ] = "auto",
+    join_fragments: Annotated[
+        bool,
+        typer.Option(
+            "--join-fragments/--no-join-fragments",
+            help="With --weights: join the pieces limb grouping splits an occluded person "
+            "into, where the completer places the person's missing joints.",
+        ),
+    ] = True,
     dataset: Annotated[
         str | None,
         typer.Option(
@@ -385,6 +393,7 @@ def evaluate(
                     precision=precision,
                     runtime=runtime,
                     completion=completion,
+                    join_fragments=join_fragments,
                 )
                 # Only the images the model ran on are scored (--limit, unreadable images):
                 # the others' people would count as missed.
@@ -486,6 +495,7 @@ def _run_model(
     precision: str = "auto",
     runtime: str = "torch",
     completion: str = "auto",
+    join_fragments: bool = True,
 ) -> tuple[dict[float, list], dict[float, dict[int, list[int]]], list, list[tuple[Path, str]]]:
     """Results of the model at occlusion rate 0 and each of ``rates``, saved to ``out``; the
     keypoints covered at each rate (annotation id -> keypoint indices); the ids of the
@@ -510,6 +520,7 @@ def _run_model(
             runtime=runtime,
             use_pose_prior=use_pose_prior,
             completion=completion,
+            join_fragments=join_fragments,
         )
     entries = dataset_images(ground_truth, limit)
     num_images = len(entries)

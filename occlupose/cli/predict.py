@@ -25,9 +25,9 @@ SYNTHETIC_ONLY_NOTE = (
 
 #: The person and joint score thresholds of the pictures and results.json: the highest
 #: F1 of the bundled model on 200 held-out synthetic images (benchmarks/score_thresholds.py:
-#: people precision 0.657, recall 0.485; drawn joints precision 0.881, recall 0.777).
+#: people precision 0.694, recall 0.477; drawn joints precision 0.874, recall 0.798).
 #: ``eval`` does not use them: AP ranks every person.
-DEFAULT_MIN_SCORE = 0.33
+DEFAULT_MIN_SCORE = 0.46
 DEFAULT_DRAW_THRESHOLD = 0.51
 DEFAULT_MAX_PEOPLE = 30
 
@@ -116,11 +116,13 @@ def load_predictor(
     max_people: int | None = None,
     use_pose_prior: bool = True,
     completion: str = "auto",
+    join_fragments: bool = True,
 ):
     """Build the Predictor the options ask for (the bundled default without --weights).
 
     ``min_score``, ``detection_threshold`` and ``max_people`` (people kept per image)
-    change the decoding's defaults when given.
+    change the decoding's defaults when given; ``join_fragments=False`` turns the joining
+    of a person's pieces off.
     """
     from occlupose.inference import Predictor, PredictorOptions
     from occlupose.models import PRESETS
@@ -189,6 +191,7 @@ def load_predictor(
         "min_score": min_score,
         "detection_threshold": detection_threshold,
         "max_results": max_people,
+        "join_fragments": None if join_fragments else False,
     }
     predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
     return predictor
@@ -264,6 +267,12 @@ def predict(
         "prior (the pose prior saved with the weights), none, or auto (learned, except "
         "with official decoding). Completed joints score lower and are drawn as rings.",
     ),
+    join_fragments: bool = typer.Option(
+        True,
+        "--join-fragments/--no-join-fragments",
+        help="Join the pieces limb grouping splits an occluded person into, where the "
+        "completer places the person's missing joints (limb grouping with a completer).",
+    ),
 ) -> None:
     """Find people in images and videos; write skeleton overlays and a COCO results JSON.
 
@@ -302,6 +311,7 @@ def predict(
             max_people=max_people,
             use_pose_prior=pose_prior,
             completion=completion,
+            join_fragments=join_fragments,
         )
     run = _PredictRun(predictor, out, draw_threshold, max_pixels, batch_size)
     with _progress() as progress:

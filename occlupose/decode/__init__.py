@@ -41,6 +41,7 @@ from occlupose.decode.decoder import (
     pixel_convention_for,
     resolve_grouping,
 )
+from occlupose.decode.fragments import join_fragments
 from occlupose.decode.limbs import group_by_limbs, limb_visit_order, score_limb_pairs
 from occlupose.decode.peaks import Candidates, find_candidates, nms_heatmaps, quarter_offsets
 from occlupose.decode.prior import PosePrior, fit_reference_pose
@@ -65,6 +66,7 @@ __all__ = [
     "group_by_limbs",
     "group_by_tags",
     "group_people",
+    "join_fragments",
     "limb_flip_permutation",
     "limb_visit_order",
     "load_completer",

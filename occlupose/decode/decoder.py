@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from occlupose.decode.aggregate import MergedMaps
+from occlupose.decode.fragments import join_fragments
 from occlupose.decode.limbs import group_by_limbs
 from occlupose.decode.tags import group_by_tags
 from occlupose.structures.keypoint_set import KeypointSet
@@ -59,6 +60,12 @@ class DecodeSettings:
         min_score: people scoring lower are dropped.
         sort_by_score: best first; else in the order the grouping created them (the
             official code's order).
+        join_fragments: with limb grouping and a completer, merge the fragments of a
+            person whose joints lie where the completer places its missing ones
+            (:func:`~occlupose.decode.join_fragments`: limb fields cannot connect joints
+            across a hidden limb); tag grouping and decoding without a completer ignore it.
+        join_similarity: the keypoint similarity each joint of a fragment needs to its
+            completed position to join, in (0, 1].
         pixel_convention: how grouped map coordinates reach the image. The groupers
             report a peak on map pixel ``c`` at ``c + 0.5 (+-0.25)`` (HigherHRNet's
             corner convention). ``"centres"`` subtracts that half pixel (pixel centres at
@@ -79,6 +86,8 @@ class DecodeSettings:
     max_results: int | None = 30
     min_score: float = 0.0
     sort_by_score: bool = True
+    join_fragments: bool = True
+    join_similarity: float = 0.3
     pixel_convention: Literal["centres", "official"] = "centres"
 
     def __post_init__(self) -> None:
@@ -92,6 +101,8 @@ class DecodeSettings:
             raise ValueError(f"nms_kernel must be a positive odd integer, got {self.nms_kernel}")
         if self.max_people < 1:
             raise ValueError(f"max_people must be at least 1, got {self.max_people}")
+        if not 0.0 < self.join_similarity <= 1.0:
+            raise ValueError(f"join_similarity must be in (0, 1], got {self.join_similarity}")
         if self.max_results is not None and self.max_results < 0:
             raise ValueError(f"max_results must be >= 0 or None, got {self.max_results}")
 
@@ -224,7 +235,8 @@ def decode_people(
         to_image: 3x3 (or 2x3) matrix from network-input pixels (of the canvas the maps'
             ``stride`` refers to) to original-image pixels.
         pose_prior: completes the joints grouping left out (person scores unchanged);
-            the people returned mark them in ``Person.completed``.
+            the people returned mark them in ``Person.completed``. With limb grouping it
+            also joins a person's fragments first (``settings.join_fragments``).
 
     Returns:
         The people, ordered and filtered as the settings say; joints that were not
@@ -245,6 +257,11 @@ def decode_people(
         nms_kernel=settings.nms_kernel,
         refine=settings.refine,
     )
+    if pose_prior is not None and len(people) and grouping == "limbs" and settings.join_fragments:
+        # Limb fields cannot connect joints across a hidden limb; the completer can.
+        people, scores = join_fragments(
+            people, pose_prior, keypoint_set.sigmas, min_similarity=settings.join_similarity
+        )
     found = people[..., 2] > 0
     if pose_prior is not None and len(people):
         people = pose_prior.complete_people(people)

@@ -22,7 +22,8 @@ Coordinates follow :func:`~occlupose.decode.group_by_tags`: with ``adjust`` the
 quarter-pixel shift and +0.5 (pixel ``(c, r)`` spans ``[c, c+1) x [r, r+1)``).
 A person whose visible joints are not connected through visible limbs (e.g. a lone
 wrist whose elbow is hidden) comes out as several people: limb fields alone cannot
-join them.
+join them. The decoder joins them with a completer afterwards
+(:func:`~occlupose.decode.join_fragments`).
 """
 
 from __future__ import annotations

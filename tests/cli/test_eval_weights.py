@@ -84,6 +84,7 @@ def test_eval_rejects_a_non_positive_scale(tiny_checkpoint, tmp_path):
 
 
 def test_eval_completes_people_as_it_is_told(tmp_path):
+    from occlupose.decode import DecodeSettings
     from occlupose.inference import Predictor, PredictorOptions
     from occlupose.inference.dataset import predict_dataset
 
@@ -97,14 +98,19 @@ def test_eval_completes_people_as_it_is_told(tmp_path):
     assert not (tmp_path / "bad").exists()
 
     found = {}
-    for completion in ("none", "learned"):
-        out = tmp_path / completion
-        result = runner.invoke(app, [*args, "--completion", completion, "--out", str(out)])
+    for completion, join in (("none", True), ("learned", True), ("learned", False)):
+        name = f"{completion}-{join}"
+        out = tmp_path / name
+        flags = ["--completion", completion] + ([] if join else ["--no-join-fragments"])
+        result = runner.invoke(app, [*args, *flags, "--out", str(out)])
         assert result.exit_code == 0, result.output
-        found[completion] = json.loads((out / "results_occlusion0.00.json").read_text())
-        predictor = Predictor.from_pretrained(
-            weights, options=PredictorOptions(completion=completion)
+        found[name] = json.loads((out / "results_occlusion0.00.json").read_text())
+        options = PredictorOptions(
+            completion=completion, decode=DecodeSettings(join_fragments=join)
         )
+        predictor = Predictor.from_pretrained(weights, options=options)
         expected, _ = predict_dataset(predictor, json.loads(ann.read_text()), images)
-        assert found[completion] == json.loads(json.dumps(expected))
-    assert found["none"] and found["none"] != found["learned"]
+        assert found[name] == json.loads(json.dumps(expected))
+    assert found["none-True"] and found["none-True"] != found["learned-True"]
+    # Joining the pieces of occluded people: fewer people, the same joints found.
+    assert len(found["learned-True"]) < len(found["learned-False"])
