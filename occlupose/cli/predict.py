@@ -191,7 +191,7 @@ def load_predictor(
         "min_score": min_score,
         "detection_threshold": detection_threshold,
         "max_results": max_people,
-        "join_fragments": None if join_fragments else False,
+        "join_fragments": join_fragments,
     }
     predictor.update_settings(**{k: v for k, v in changes.items() if v is not None})
     return predictor
