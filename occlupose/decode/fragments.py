@@ -10,9 +10,9 @@ same person and joins it.
 
 On the synthetic benchmark (``benchmarks/completion_end_to_end.py``) this recovers part
 of what perfect grouping of the same peaks would: see the README's end-to-end table. The
-default ``min_similarity`` 0.3: on 400 images of the synthetic training split (bundled
-model, learned completer), 0.1, 0.2, 0.3, 0.5 and 0.7 gave AP 0.181, 0.180, 0.181,
-0.179 and 0.177 against 0.175 without joining.
+default ``min_similarity`` 0.3 (``benchmarks/fragment_joining.py``): on 400 images of the
+synthetic training split (bundled model, learned completer), 0.1, 0.2, 0.3, 0.5 and 0.7
+give AP 0.182, 0.181, 0.181, 0.179 and 0.177 against 0.175 without joining.
 """
 
 from __future__ import annotations
