@@ -1,14 +1,15 @@
-"""The bundled model on the synthetic benchmark with completion none / prior / learned.
+"""A model on the synthetic benchmark with completion none / prior / learned.
 
-Same weights, same held-out images (``occlupose synth --num-images 200 --seed 1 --size 256
---occlusion mixed``, as ``benchmarks/train_synthetic.py`` validates), flip test on; only
-the decoder's completion step differs: no completion, the stored pose prior, the learned
-completer, each with and without joining a person's fragments
-(``DecodeSettings.join_fragments``), and the default at test scales 1 and 2. Two bounds
-use the ground truth: the people more than 40 % occluded grouped perfectly from the
-joints the network found (every joint of any prediction within keypoint similarity 0.5 of
-one of their visible joints, put into one person, then completed by the learned
-completer), at scale 1 and at scales 1 + 2: no grouping can do better with these peaks.
+The bundled model unless ``--weights`` names another. Same weights, same held-out images
+(``occlupose synth --num-images 200 --seed 1 --size 256 --occlusion mixed``, as
+``benchmarks/train_synthetic.py`` validates), flip test on; only the decoder's completion
+step differs: no completion, the stored pose prior, the learned completer, each with and
+without joining a person's fragments (``DecodeSettings.join_fragments``), and the default
+at test scales 1 and 2. Two bounds use the ground truth: the people more than 40 %
+occluded grouped perfectly from the joints the network found (every joint of any
+prediction within keypoint similarity 0.5 of one of their visible joints, put into one
+person, then completed by the learned completer), at scale 1 and at scales 1 + 2: no
+grouping can do better with these peaks.
 
 Prints AP, AP per annotated occlusion bin and the keypoint-level rates (share of visible /
 hidden joints localised), then where the people more than 40 % occluded go: for each such
@@ -17,6 +18,7 @@ joints that prediction found within keypoint similarity 0.5, and the share of th
 people with a prediction at OKS >= 0.5.
 
     python benchmarks/completion_end_to_end.py --out docs/completion_end_to_end.json
+    python benchmarks/completion_end_to_end.py --weights runs/x/final.pt --out x.json
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("completion_end_to_end.json"))
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--weights", default=None, help="checkpoint or bundled name (default: the bundled model)"
+    )
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {}
@@ -184,7 +190,7 @@ def main() -> None:
             options = PredictorOptions(
                 completion=completion, scales=scales, decode=DecodeSettings(join_fragments=join)
             )
-            predictor = Predictor.from_pretrained(options=options)
+            predictor = Predictor.from_pretrained(args.weights, options=options, device=args.device)
             start = time.perf_counter()
             people = {i: predictor.predict(image) for i, image in images.items()}
             return people, time.perf_counter() - start
@@ -203,7 +209,8 @@ def main() -> None:
 
     console = Console(width=160)
     bins = [b["label"] for b in results["none"]["bins"]]
-    table = Table(title=f"bundled model, {args.images} held-out synthetic images, flip test")
+    model = args.weights or "bundled model"
+    table = Table(title=f"{model}, {args.images} held-out synthetic images, flip test")
     for column in ["decoding", "AP", *[f"AP occl. {b}" for b in bins], "hidden KS>=0.5"]:
         table.add_column(column, justify="right")
     for completion, row in results.items():

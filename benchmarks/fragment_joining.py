@@ -46,7 +46,7 @@ DATA = {
     "medium": (3, 200, "medium"),
     "high": (4, 200, "high"),
 }
-THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)
+THRESHOLDS = (0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 DEFAULT = DecodeSettings()
 
 

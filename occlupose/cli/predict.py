@@ -25,10 +25,10 @@ SYNTHETIC_ONLY_NOTE = (
 
 #: The person and joint score thresholds of the pictures and results.json: the highest
 #: F1 of the bundled model on 200 held-out synthetic images (benchmarks/score_thresholds.py:
-#: people precision 0.694, recall 0.477; drawn joints precision 0.874, recall 0.798).
+#: people precision 0.813, recall 0.624; drawn joints precision 0.912, recall 0.853).
 #: ``eval`` does not use them: AP ranks every person.
-DEFAULT_MIN_SCORE = 0.46
-DEFAULT_DRAW_THRESHOLD = 0.51
+DEFAULT_MIN_SCORE = 0.49
+DEFAULT_DRAW_THRESHOLD = 0.53
 DEFAULT_MAX_PEOPLE = 30
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

@@ -87,7 +87,7 @@ class DecodeSettings:
     min_score: float = 0.0
     sort_by_score: bool = True
     join_fragments: bool = True
-    join_similarity: float = 0.3
+    join_similarity: float = 0.1
     pixel_convention: Literal["centres", "official"] = "centres"
 
     def __post_init__(self) -> None:
