@@ -66,7 +66,12 @@ def measure(predictor: Predictor, completers: dict, folder: Path, gt: dict) -> d
     """AP of every variant on one data set, and decoding times of the default vs off."""
     rows = variants()
     people: dict[str, dict[int, list]] = {label: {} for label in rows}
-    seconds: dict[str, list[float]] = {"not joined": [], "joined": []}
+    timed = {  # row label -> name in decode_ms: the learned completer, off and default
+        label: "not joined" if not settings.join_fragments else "joined"
+        for label, (completer, settings) in rows.items()
+        if completer == "learned" and (settings == DEFAULT or not settings.join_fragments)
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in timed.values()}
     for image in track(gt["images"], description=folder.name, transient=True):
         maps, to_image = predictor.maps(read_image(folder / "images" / image["file_name"]))
         for label, (completer, settings) in rows.items():
@@ -78,11 +83,8 @@ def measure(predictor: Predictor, completers: dict, folder: Path, gt: dict) -> d
                 to_image=to_image,
                 pose_prior=completers[completer],
             )
-            elapsed = time.perf_counter() - start
-            if completer == "learned" and settings == DecodeSettings(join_fragments=False):
-                seconds["not joined"].append(elapsed)
-            elif completer == "learned" and settings == DEFAULT:
-                seconds["joined"].append(elapsed)
+            if label in timed:
+                seconds[timed[label]].append(time.perf_counter() - start)
             people[label][image["id"]] = found
     result = {"images": len(gt["images"]), "people": len(gt["annotations"]), "AP": {}}
     for label in rows:
