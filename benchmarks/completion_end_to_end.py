@@ -38,6 +38,7 @@ from occlupose.data.image_io import read_image
 from occlupose.data.synthetic.generate import generate_dataset
 from occlupose.decode import DecodeSettings, load_completer
 from occlupose.evaluation import evaluate_people, keypoint_similarity
+from occlupose.evaluation.occlusion import occlusion_rate
 from occlupose.inference import Predictor, PredictorOptions
 from occlupose.structures import Person
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
@@ -60,9 +61,8 @@ BOUNDS = {  # label -> test scales of the ungrouped-by-truth predictions
 
 
 def is_most_occluded(truth: np.ndarray, threshold: float = MOST_OCCLUDED) -> bool:
-    """More than ``threshold`` of the person's labelled joints hidden (v = 1)."""
-    labelled = truth[:, 2] > 0
-    return bool(labelled.any()) and (truth[:, 2] == 1).sum() > threshold * labelled.sum()
+    """More than ``threshold`` of the person's labelled joints hidden: the AP bin's rule."""
+    return occlusion_rate(truth[:, 2]) > threshold  # NaN (nothing labelled) is False
 
 
 def group_most_occluded_perfectly(

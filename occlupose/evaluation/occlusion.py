@@ -39,6 +39,7 @@ __all__ = [
     "crowd_index_per_image",
     "keypoint_localisation",
     "labelled_poses",
+    "occlusion_rate",
     "occlusion_rate_per_person",
     "overlap_per_person",
     "visible_keypoint_oracle",
@@ -102,14 +103,16 @@ DEFAULT_CROWD_INDEX_BINS = (
 )
 
 
+def occlusion_rate(visibility: np.ndarray) -> float:
+    """``#(v == 1) / #(v > 0)`` of one person's visibility flags; NaN if none is labelled."""
+    visibility = np.asarray(visibility)
+    labelled = np.count_nonzero(visibility > 0)
+    return np.count_nonzero(visibility == 1) / labelled if labelled else math.nan
+
+
 def occlusion_rate_per_person(coco_gt) -> dict[int, float]:
-    """Annotation id -> ``#(v == 1) / #(v > 0)``; NaN for people without labelled keypoints."""
-    rates = {}
-    for ann_id, ann in coco_gt.anns.items():
-        v = np.asarray(ann["keypoints"][2::3])
-        labelled = np.count_nonzero(v > 0)
-        rates[ann_id] = np.count_nonzero(v == 1) / labelled if labelled else math.nan
-    return rates
+    """Annotation id -> :func:`occlusion_rate`; NaN for people without labelled keypoints."""
+    return {ann_id: occlusion_rate(ann["keypoints"][2::3]) for ann_id, ann in coco_gt.anns.items()}
 
 
 def labelled_poses(gt: Mapping) -> np.ndarray:

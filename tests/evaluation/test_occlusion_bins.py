@@ -13,7 +13,11 @@ from occlupose.evaluation import (
 )
 from occlupose.evaluation.coco_eval import make_evaluator
 from occlupose.evaluation.inputs import EvaluationError
-from occlupose.evaluation.occlusion import occlusion_rate_per_person, overlap_per_person
+from occlupose.evaluation.occlusion import (
+    occlusion_rate,
+    occlusion_rate_per_person,
+    overlap_per_person,
+)
 from occlupose.structures.keypoint_set import COCO_KEYPOINTS
 
 SIGMAS = COCO_KEYPOINTS.sigmas
@@ -51,6 +55,8 @@ def test_person_attributes(scenes):
     rates = occlusion_rate_per_person(coco)
     assert rates[1] == 0.0 and rates[2] == pytest.approx(9 / 17) and rates[3] == 0.25
     assert math.isnan(rates[4])
+    two_of_five = occlusion_rate(np.array([2, 2, 2, 1, 1, 0]))
+    assert two_of_five == 0.4 and not DEFAULT_OCCLUSION_BINS[-1].contains(np.array([two_of_five]))
     overlaps = overlap_per_person(coco)
     assert overlaps == pytest.approx({1: 1 / 3, 2: 1 / 3, 3: 0.0, 4: 0.0})
 
