@@ -27,8 +27,8 @@ SYNTHETIC_ONLY_NOTE = (
 #: F1 of the bundled model on 200 held-out synthetic images (benchmarks/score_thresholds.py:
 #: people precision 0.813, recall 0.624; drawn joints precision 0.912, recall 0.853).
 #: ``eval`` does not use them: AP ranks every person.
-DEFAULT_MIN_SCORE = 0.49
-DEFAULT_DRAW_THRESHOLD = 0.53
+DEFAULT_MIN_SCORE = 0.44
+DEFAULT_DRAW_THRESHOLD = 0.49
 DEFAULT_MAX_PEOPLE = 30
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

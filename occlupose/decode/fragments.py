@@ -12,10 +12,11 @@ On the synthetic benchmark (``benchmarks/completion_end_to_end.py``) this recove
 of what perfect grouping of the same peaks would: see the README's end-to-end table. The
 default ``min_similarity`` 0.1 (``benchmarks/fragment_joining.py``): on 400 images of the
 synthetic training split (bundled model, learned completer), 0.03, 0.05, 0.1, 0.2, 0.3,
-0.5 and 0.7 give AP 0.386, 0.383, 0.380, 0.371, 0.359, 0.342 and 0.333 against 0.325
-without joining. Below 0.1 the gain is small (0.006 at 0.03) and the reach grows (a
-joint may lie 2.6 instead of 2.1 OKS scales from where the completer puts it), and
-these scenes hold fewer bystanders than real crowds: the default is 0.1.
+0.5 and 0.7 give AP 0.461, 0.458, 0.449, 0.436, 0.420, 0.400 and 0.389 against 0.378
+without joining. Below 0.1 the gain is smaller (0.012 at 0.03, against 0.071 from 0.1
+itself) and the reach grows (a joint may lie 2.6 instead of 2.1 OKS scales from where
+the completer puts it), and these scenes hold fewer bystanders than real crowds: the
+default is 0.1.
 """
 
 from __future__ import annotations
