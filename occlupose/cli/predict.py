@@ -25,7 +25,7 @@ SYNTHETIC_ONLY_NOTE = (
 
 #: The person and joint score thresholds of the pictures and results.json: the highest
 #: F1 of the bundled model on 200 held-out synthetic images (benchmarks/score_thresholds.py:
-#: people precision 0.813, recall 0.624; drawn joints precision 0.912, recall 0.853).
+#: people precision 0.815, recall 0.662; drawn joints precision 0.922, recall 0.860).
 #: ``eval`` does not use them: AP ranks every person.
 DEFAULT_MIN_SCORE = 0.44
 DEFAULT_DRAW_THRESHOLD = 0.49
